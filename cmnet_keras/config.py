@@ -1,0 +1,151 @@
+"""CMNet configuration: one dataclass with the paper's values as defaults."""
+
+import dataclasses
+import json
+
+SAMPLERS = ("deterministic", "random", "probabilistic")
+P_MODES = ("density", "two_sided")
+
+
+@dataclasses.dataclass
+class CMNetConfig:
+    """Every tunable value of CMNet, with the paper's choices as defaults.
+
+    Values the paper leaves open follow `design.md` (tau, eta init, ICE width,
+    rank temperature, epochs, batch size).
+    """
+
+    num_classes: int = 5
+    class_names: tuple = ("disgust", "happiness", "repression", "surprise", "others")
+    num_frames: int = 16
+    image_size: int = 224
+    # Facial feature encoder (ResNet-18): stem width, blocks per stage.
+    ffe_width: int = 64
+    ffe_blocks: tuple = (2, 2, 2, 2)
+    # Intensity clues encoder: conv filters per stage and output width.
+    ice_filters: tuple = (32, 64, 128, 128)
+    ice_dim: int = 128
+    lstm_units: int = 256
+    # Intensity distillation (eq. 1).
+    sampler: str = "probabilistic"
+    num_negatives: int = 15
+    tau: float = 0.1
+    # Prototype (eqs. 2-4) and rank-sum loss (eqs. 5-9).
+    epsilon: float = 0.2
+    eta_init: float = 0.5
+    alpha: float = 0.05
+    xi: float = 0.01
+    rank_temperature: float = 0.01
+    p_mode: str = "density"
+    # Total loss (eq. 10).
+    lambdas: tuple = (0.07, 0.71, 0.22)
+    # View augmentation (SimCLR-style strengths).
+    jitter_strength: float = 0.5
+    grayscale_rate: float = 0.2
+    blur_sigma: tuple = (0.1, 2.0)
+    # Optimisation.
+    learning_rate: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    lr_halve_every_epochs: int = 50
+    epochs: int = 100
+    batch_size: int = 8
+    seed: int = 0
+
+    def __post_init__(self):
+        self.class_names = tuple(self.class_names)
+        self.ffe_blocks = tuple(self.ffe_blocks)
+        self.ice_filters = tuple(self.ice_filters)
+        self.lambdas = tuple(float(v) for v in self.lambdas)
+        self.blur_sigma = tuple(self.blur_sigma)
+        self.validate()
+
+    def validate(self):
+        """Raises ValueError naming the first invalid field and its value."""
+        if len(self.class_names) != self.num_classes:
+            raise ValueError(
+                f"class_names has {len(self.class_names)} names but "
+                f"num_classes={self.num_classes}: {self.class_names!r}"
+            )
+        if self.num_frames < 3:
+            raise ValueError(f"num_frames must be >= 3, got {self.num_frames}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if self.p_mode not in P_MODES:
+            raise ValueError(f"p_mode must be one of {P_MODES}, got {self.p_mode!r}")
+        if len(self.lambdas) != 3 or any(v < 0 for v in self.lambdas):
+            raise ValueError(f"lambdas must be 3 non-negative weights, got {self.lambdas}")
+        if abs(sum(self.lambdas) - 1.0) > 1e-6:
+            raise ValueError(
+                f"lambdas must sum to 1 (eq. 10), got {self.lambdas} "
+                f"summing to {sum(self.lambdas):.6g}"
+            )
+        if not 0.0 < self.epsilon < 1.0:
+            raise ValueError(f"epsilon must be in (0, 1), got {self.epsilon}")
+        if not 0.0 < self.eta_init < 1.0:
+            raise ValueError(f"eta_init must be in (0, 1), got {self.eta_init}")
+        for name in ("tau", "rank_temperature", "learning_rate"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("num_negatives", "epochs", "batch_size", "image_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def replace(self, **changes):
+        """Returns a validated copy with `changes` applied."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(f"Unknown CMNetConfig fields: {sorted(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values):
+        return cls(**values)
+
+
+PRESETS = {
+    # The paper: 224x224, ResNet-18 (64-wide stem), 16 frames, LSTM 256.
+    "paper": {},
+    # Unit tests: seconds per step on a CPU.
+    "tiny": dict(
+        image_size=32,
+        ffe_width=4,
+        ffe_blocks=(1, 1, 1, 1),
+        ice_filters=(4, 8),
+        ice_dim=8,
+        lstm_units=8,
+        epochs=2,
+        batch_size=2,
+    ),
+    # The main job's demo on the embedded dataset: minutes on 2 CPU cores.
+    "demo": dict(
+        image_size=64,
+        ffe_width=16,
+        ffe_blocks=(2, 2, 2, 2),
+        ice_filters=(16, 32, 64),
+        ice_dim=32,
+        lstm_units=64,
+        learning_rate=1e-2,
+        lr_halve_every_epochs=10,
+        epochs=20,
+        batch_size=8,
+    ),
+}
+
+
+def get_config(preset="paper", **overrides):
+    """Builds a config from a named preset plus field overrides.
+
+    Args:
+        preset: one of `PRESETS` ("paper", "tiny", "demo").
+        **overrides: CMNetConfig fields to change.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    return CMNetConfig(**{**PRESETS[preset], **overrides})

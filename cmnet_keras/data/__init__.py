@@ -1,0 +1,1 @@
+"""From raw dataset folders to training clips: readers, faces, cache, input pipeline."""

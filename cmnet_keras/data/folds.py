@@ -1,0 +1,95 @@
+"""Leave-One-Subject-Out folds over a preprocessed clip cache."""
+
+import dataclasses
+import re
+
+import numpy as np
+import pandas as pd
+
+
+@dataclasses.dataclass
+class LOSOFold:
+    """One LOSO fold: every clip of `subject` is held out for testing.
+
+    `CMNet.fit(fold)` trains on `train` (validating on `validation`, drawn from
+    training subjects only, or None); `CMNet.evaluate(fold)` tests on `test`.
+    """
+
+    subject: str
+    train: object
+    test: object
+    validation: object = None
+    train_index: pd.DataFrame = None
+    test_index: pd.DataFrame = None
+
+
+def _natural_key(subject):
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(subject))]
+
+
+def fold_subjects(index):
+    """The LOSO fold order: unique subjects of a cache index, sorted naturally.
+
+    Fold i of `loso_folds` holds out `fold_subjects(index)[i]` ("sub2" before "sub10").
+    """
+    return sorted({str(s) for s in index["subject"]}, key=_natural_key)
+
+
+def fold_seed(seed, fold_number, *extra):
+    """A 31-bit seed derived from (seed, fold number, *extra), independent per fold."""
+    return int(np.random.SeedSequence([int(seed), int(fold_number), *map(int, extra)]).generate_state(1)[0] >> 1)
+
+
+def loso_folds(cache_dir, batch_size=8, seed=0, subjects=None, validation_subjects=0):
+    """Yields one `LOSOFold` per subject of a preprocessed cache.
+
+    The held-out subject's clips form `test` (in index order, unshuffled);
+    every other subject trains. With `validation_subjects=K`, K training
+    subjects (drawn per fold from `seed`, never the held-out one) are moved from
+    `train` to `validation`. Folds are independent of which `subjects` are
+    asked for, so folds split across machines equal those of one run.
+
+    Args:
+        cache_dir: a cache written by `cmnet_keras.preprocess`.
+        batch_size: clips per batch.
+        seed: shuffles the training clips and draws validation subjects.
+        subjects: subjects to hold out (default: all, in `fold_subjects` order).
+        validation_subjects: number of training subjects used for validation.
+    """
+    from cmnet_keras.data.cache import read_index
+    from cmnet_keras.data.pipeline import make_dataset
+
+    index = read_index(cache_dir)
+    index = index.assign(subject=index["subject"].astype(str))
+    order = fold_subjects(index)
+    if len(order) < 2:
+        raise ValueError(f"LOSO needs at least 2 subjects, {cache_dir} has {order}")
+    if not 0 <= validation_subjects <= len(order) - 2:
+        raise ValueError(
+            f"validation_subjects must be in [0, {len(order) - 2}] for {len(order)} "
+            f"subjects (at least one must train), got {validation_subjects}"
+        )
+    wanted = order if subjects is None else [str(s) for s in subjects]
+    unknown = [s for s in wanted if s not in order]
+    if unknown:
+        raise ValueError(f"subjects {unknown} are not in {cache_dir}; it has {order}")
+    for subject in wanted:
+        number = order.index(subject)
+        others = [s for s in order if s != subject]
+        rng = np.random.default_rng(fold_seed(seed, number, 1))
+        held = set(rng.choice(others, size=validation_subjects, replace=False).tolist())
+        train_index = index[index["subject"].isin(set(others) - held)]
+        test_index = index[index["subject"] == subject]
+        validation = None
+        if held:
+            validation = make_dataset(cache_dir, index=index[index["subject"].isin(held)], batch_size=batch_size)
+        yield LOSOFold(
+            subject=subject,
+            train=make_dataset(
+                cache_dir, index=train_index, batch_size=batch_size, shuffle=True, seed=fold_seed(seed, number)
+            ),
+            test=make_dataset(cache_dir, index=test_index, batch_size=batch_size),
+            validation=validation,
+            train_index=train_index,
+            test_index=test_index,
+        )

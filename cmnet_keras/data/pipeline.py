@@ -1,0 +1,65 @@
+"""tf.data input pipeline over a preprocessed clip cache (TF-only module).
+
+Yields exactly what the model takes:
+`({"frames": uint8 [B, N, S, S, 3], "apex": int32 [B]}, label int32 [B])`.
+Subject ids stay in the index (`read_index`) so callers split by subject (LOSO)
+and pass the subset as `index`.
+"""
+
+import pathlib
+
+import numpy as np
+import tensorflow as tf
+
+from cmnet_keras.data import cache
+
+
+def make_dataset(cache_dir, index=None, batch_size=8, shuffle=False, seed=0, repeat=False, drop_remainder=False):
+    """Builds a batched, prefetched tf.data.Dataset of cached clips.
+
+    Args:
+        cache_dir: folder written by `cmnet_keras.preprocess`.
+        index: DataFrame subset of `cache.read_index(cache_dir)` (default: all clips).
+        batch_size: clips per batch.
+        shuffle: reshuffle the clip order every epoch (seeded by `seed`).
+        seed: shuffle seed.
+        repeat: repeat forever.
+        drop_remainder: drop a last smaller batch.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    cache_dir = pathlib.Path(cache_dir)
+    meta = cache.read_meta(cache_dir)
+    index = cache.read_index(cache_dir) if index is None else index
+    if len(index) == 0:
+        raise ValueError(f"Empty index: no clips to read from {cache_dir}")
+    missing = [c for c in ("file", "apex", "label") if c not in index.columns]
+    if missing:
+        raise ValueError(f"index lacks columns {missing}")
+    num_frames, size = int(meta["num_frames"]), int(meta["image_size"])
+    paths = [str(cache_dir / f) for f in index["file"]]
+    apex = np.asarray(index["apex"], np.int32)
+    label = np.asarray(index["label"], np.int32)
+    bad = np.flatnonzero((apex < 0) | (apex >= num_frames))
+    if len(bad):
+        raise ValueError(f"apex outside 0..{num_frames - 1} for {index['file'].iloc[bad[0]]}: {apex[bad[0]]}")
+
+    def load_frames(path):
+        frames = cache.load_clip(cache_dir, path.decode())["frames"]
+        if frames.shape != (num_frames, size, size, 3):
+            raise ValueError(f"{path.decode()}: frames {frames.shape}, expected {(num_frames, size, size, 3)}")
+        return frames
+
+    def load(path, apex, label):
+        frames = tf.numpy_function(load_frames, [path], tf.uint8, stateful=False)
+        frames.set_shape((num_frames, size, size, 3))
+        return {"frames": frames, "apex": apex}, label
+
+    dataset = tf.data.Dataset.from_tensor_slices((paths, apex, label))
+    if shuffle:
+        dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    return dataset.prefetch(tf.data.AUTOTUNE)

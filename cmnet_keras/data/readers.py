@@ -1,0 +1,407 @@
+"""Dataset readers: CASME II, SAMM, SMIC-HS release layouts and a plain CSV manifest.
+
+Every reader returns a `DatasetSpec`: the paper's class set, one `ClipSpec` per
+kept clip, and a `DropSummary` counting the clips of other (or unknown, warned)
+emotions per class and per subject, plus the rows that could not become clips
+(missing folder, empty clip), each named.
+
+Onset, apex and offset of a `ClipSpec` are 0-based positions in the clip's
+frames (the folder's files sorted by frame number, or the video's frames).
+A clip of a sheet dataset may be a video `<subject>/<clip_id>.mp4` (or .avi)
+instead of a frame folder; its first frame is taken as the onset frame.
+"""
+
+import collections
+import dataclasses
+import pathlib
+import re
+import warnings
+
+from cmnet_keras.data import media, sheets
+
+CLASS_SETS = {
+    "casme2": ("disgust", "happiness", "repression", "surprise", "others"),
+    "samm": ("anger", "contempt", "happiness", "surprise", "others"),
+    "smic": ("negative", "positive", "surprise"),
+}
+# Emotions a release is known to contain besides its class set (dropped silently, but counted).
+OTHER_EMOTIONS = {
+    "casme2": ("sadness", "fear"),
+    "samm": ("disgust", "fear", "sadness"),
+    "smic": (),
+}
+EMOTION_ALIASES = {"other": "others", "happy": "happiness", "surprised": "surprise", "disgusted": "disgust"}
+DATASETS = ("casme2", "samm", "smic", "manifest")
+SEARCH_DEPTH = 2
+
+
+@dataclasses.dataclass
+class ClipSpec:
+    """One clip of a dataset.
+
+    Attributes:
+        dataset: reader name ("casme2", "samm", "smic", "manifest").
+        subject: subject id as in the folders ("sub01", "006", "s1").
+        clip_id: clip name ("EP02_01f").
+        path: frame folder or video file.
+        frame_files: the folder's frames sorted by frame number, or None for a video.
+        label: index into the dataset's `class_names`.
+        emotion: the class name.
+        onset, apex, offset: 0-based positions in the clip's frames; apex None
+            where not annotated (it is then estimated from motion).
+        num_frames: frames in the folder or video.
+        source: where the clip came from, for messages ("sheet.xlsx row 14").
+    """
+
+    dataset: str
+    subject: str
+    clip_id: str
+    path: pathlib.Path
+    frame_files: list
+    label: int
+    emotion: str
+    onset: int
+    apex: int
+    offset: int
+    num_frames: int
+    source: str = ""
+
+    @property
+    def name(self):
+        return f"{self.subject}/{self.clip_id}"
+
+    @property
+    def length(self):
+        """Frames from onset to offset, both included."""
+        return self.offset - self.onset + 1
+
+
+@dataclasses.dataclass
+class DropSummary:
+    """Clips left out of a dataset: other emotions (per class, per subject) and problems."""
+
+    by_class: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    by_subject: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    problems: list = dataclasses.field(default_factory=list)
+
+    @property
+    def total(self):
+        return sum(self.by_class.values())
+
+    def drop(self, emotion, subject):
+        self.by_class[emotion] += 1
+        self.by_subject[subject] += 1
+
+    def problem(self, message):
+        """Records a row or folder that could not become a clip, and warns."""
+        self.problems.append(message)
+        warnings.warn(message, stacklevel=3)
+
+
+@dataclasses.dataclass
+class DatasetSpec:
+    """A dataset's class set, kept clips (`ClipSpec`) and what was left out (`DropSummary`)."""
+
+    name: str
+    class_names: tuple
+    clips: list
+    dropped: DropSummary
+
+    def summary(self):
+        """Text: kept clips per class, dropped clips per class and per subject, problems."""
+        kept = collections.Counter(c.emotion for c in self.clips)
+        subjects = sorted({c.subject for c in self.clips}, key=_natural_key)
+        lines = [f"{self.name}: {len(self.clips)} clips of {len(subjects)} subjects kept"]
+        lines.append("  kept per class: " + ", ".join(f"{c} {kept[c]}" for c in self.class_names))
+        if self.dropped.total:
+            by_class = sorted(self.dropped.by_class.items(), key=lambda kv: (-kv[1], kv[0]))
+            by_subject = sorted(self.dropped.by_subject.items(), key=lambda kv: _natural_key(kv[0]))
+            lines.append(f"  dropped (other emotions): {self.dropped.total}")
+            lines.append("    per class: " + ", ".join(f"{k} {v}" for k, v in by_class))
+            lines.append("    per subject: " + ", ".join(f"{k} {v}" for k, v in by_subject))
+        if self.dropped.problems:
+            lines.append(f"  not usable: {len(self.dropped.problems)}")
+            lines.extend(f"    {p}" for p in self.dropped.problems)
+        return "\n".join(lines)
+
+
+def read_dataset(name, root, cropped=False):
+    """Reads a dataset's clips and labels from its released layout.
+
+    Args:
+        name: "casme2", "samm", "smic" or "manifest".
+        root: the dataset folder (for "manifest": the CSV file or a folder holding it).
+        cropped: use the release's cropped-face frames (CASME II `Cropped/`,
+            SAMM's and SMIC's `*crop*` folders) instead of the raw ones.
+
+    Returns:
+        DatasetSpec. Rows that cannot become clips are warned about (naming the
+        file and row or folder) and listed in `dropped.problems`.
+    """
+    by_name = {"casme2": _read_casme2, "samm": _read_samm, "smic": _read_smic, "manifest": _read_manifest}
+    if name not in by_name:
+        raise ValueError(f"Unknown dataset {name!r}; choose one of {DATASETS}")
+    root = pathlib.Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"Dataset root not found: {root}")
+    return by_name[name](root, cropped)
+
+
+def match_subject(value, folders):
+    """Finds the folder of a sheet's subject id: exact name, else equal number (`1` <-> `sub01`, `6` <-> `006`)."""
+    value = sheets.cell_text(value)
+    if value in folders:
+        return value
+    digits = re.findall(r"\d+", value)
+    if not digits:
+        return None
+    number = int(digits[-1])
+    for folder in sorted(folders, key=_natural_key):
+        folder_digits = re.findall(r"\d+", folder)
+        if folder_digits and int(folder_digits[-1]) == number:
+            return folder
+    return None
+
+
+def normalise_emotion(value):
+    text = sheets.cell_text(value).lower()
+    return EMOTION_ALIASES.get(text, text)
+
+
+def _natural_key(text):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(text))]
+
+
+def _find_frames_dir(root, subject_pattern, cropped, what):
+    """The folder (root or up to SEARCH_DEPTH below) whose child folders are subjects.
+
+    With `cropped`, folders with "crop" in their path below root are preferred,
+    else those without (and among them those named "raw").
+    """
+    candidates, level = [], [root]
+    for depth in range(SEARCH_DEPTH + 1):
+        for folder in level:
+            if any(c.is_dir() and re.fullmatch(subject_pattern, c.name, re.I) for c in folder.iterdir()):
+                candidates.append((depth, folder))
+        if depth < SEARCH_DEPTH:
+            level = sorted((c for f in level for c in f.iterdir() if c.is_dir()), key=lambda p: _natural_key(p.name))
+    if not candidates:
+        raise FileNotFoundError(f"No {what} folder (with subject folders like {subject_pattern!r}) under {root}")
+
+    def rank(item):
+        depth, folder = item
+        relative = str(folder.relative_to(root)).lower()
+        return ("crop" in relative) != cropped, "raw" not in relative and not cropped, depth
+
+    return min(candidates, key=rank)[1]
+
+
+def _find_sheet(root, patterns, what):
+    for depth in range(SEARCH_DEPTH + 1):
+        for pattern in patterns:
+            found = sorted(p for p in root.glob("/".join(["*"] * depth + [pattern])) if p.is_file())
+            found = [p for p in found if not p.name.startswith(("~$", "."))]
+            if found:
+                return found[0]
+    raise FileNotFoundError(f"No {what} annotation sheet ({' or '.join(patterns)}) under {root}")
+
+
+def _subject_dirs(base):
+    return {p.name: p for p in base.iterdir() if p.is_dir()}
+
+
+def _frame_position(numbers, value, what, source, default):
+    """Position of frame number `value` in the sorted `numbers`; nearest (warned) if absent."""
+    if value is None:
+        return default
+    if value in numbers:
+        return numbers.index(value)
+    position = min(range(len(numbers)), key=lambda i: (abs(numbers[i] - value), i))
+    warnings.warn(
+        f"{source}: {what} frame {value} is not in the clip folder "
+        f"(frames {numbers[0]}..{numbers[-1]}); using frame {numbers[position]}",
+        stacklevel=4,
+    )
+    return position
+
+
+def _sheet_clips(dataset, sheet_path, frames_dir, class_names, dropped):
+    """Clips of a sheet-annotated dataset (CASME II, SAMM)."""
+    table = sheets.read_sheet(sheet_path, required=("subject", "filename", "onset", "apex", "offset", "emotion"))
+    subjects = _subject_dirs(frames_dir)
+    known = set(class_names) | set(OTHER_EMOTIONS[dataset])
+    clips = []
+    for row in table.to_dict("records"):
+        source = f"{sheet_path.name} row {row[sheets.ROW_COLUMN]}"
+        clip_id = sheets.cell_text(row["filename"])
+        emotion = normalise_emotion(row["emotion"])
+        if not sheets.cell_text(row["subject"]) or not clip_id:
+            dropped.problem(f"{source}: empty subject or filename cell")
+            continue
+        subject = match_subject(row["subject"], subjects)
+        subject_name = subject or sheets.cell_text(row["subject"])
+        if emotion not in known:
+            warnings.warn(f"{source}: unknown emotion {sheets.cell_text(row['emotion'])!r} for {clip_id}; clip dropped")
+        if emotion not in class_names:
+            dropped.drop(emotion or "(blank)", subject_name)
+            continue
+        if subject is None:
+            dropped.problem(f"{source}: no folder for subject {sheets.cell_text(row['subject'])!r} in {frames_dir}")
+            continue
+        folder, label = subjects[subject] / clip_id, class_names.index(emotion)
+        video = None if folder.is_dir() else _clip_video(folder)
+        if video is None:
+            clip = _folder_clip(dataset, folder, subject, clip_id, label, emotion, row, source, dropped)
+        else:  # a clip video starts at the onset frame
+            onset_n, apex_n, offset_n = _frame_marks(row)
+            marks = (0, *(None if n is None or onset_n is None else n - onset_n for n in (apex_n, offset_n)))
+            clip = _video_clip(dataset, video, subject, clip_id, label, emotion, marks, source, dropped)
+        if clip is not None:
+            clips.append(clip)
+    return clips
+
+
+def _folder_clip(dataset, folder, subject, clip_id, label, emotion, row, source, dropped):
+    """A ClipSpec for a frame folder, with onset/apex/offset frame numbers mapped to positions."""
+    try:
+        files = media.list_frame_files(folder)
+    except media.FrameReadError:
+        dropped.problem(f"{source}: clip folder not found: {folder}")
+        return None
+    if not files:
+        dropped.problem(f"{source}: clip folder has no image frames: {folder}")
+        return None
+    numbers = [media.frame_number(f) for f in files]
+    onset_n, apex_n, offset_n = _frame_marks(row)
+    onset = _frame_position(numbers, onset_n, "onset", source, 0)
+    offset = _frame_position(numbers, offset_n, "offset", source, len(files) - 1)
+    if offset < onset:
+        dropped.problem(f"{source}: offset frame {offset_n} is before onset frame {onset_n} in {folder}")
+        return None
+    apex = None
+    if apex_n is not None:
+        if numbers[onset] <= apex_n <= numbers[offset]:
+            apex = _frame_position(numbers, apex_n, "apex", source, None)
+        else:
+            warnings.warn(f"{source}: apex frame {apex_n} outside onset..offset "
+                          f"{numbers[onset]}..{numbers[offset]}; apex will be estimated")
+    return ClipSpec(dataset, subject, clip_id, folder, files, label, emotion, onset, apex, offset, len(files), source)
+
+
+def _read_casme2(root, cropped):
+    class_names = CLASS_SETS["casme2"]
+    sheet = _find_sheet(root, ("CASME2-coding*.xlsx", "CASME2-coding*.csv", "CASME2*.xlsx", "CASME2*.csv"), "CASME II")
+    frames_dir = _find_frames_dir(root, r"sub\d+", cropped, "CASME II frames")
+    dropped = DropSummary()
+    clips = _sheet_clips("casme2", sheet, frames_dir, class_names, dropped)
+    return DatasetSpec("casme2", class_names, clips, dropped)
+
+
+def _read_samm(root, cropped):
+    class_names = CLASS_SETS["samm"]
+    sheet = _find_sheet(root, ("SAMM_Micro_FACS_Codes*.xlsx", "SAMM_Micro_FACS_Codes*.csv", "SAMM*.xlsx", "SAMM*.csv"),
+                        "SAMM")
+    frames_dir = _find_frames_dir(root, r"\d+", cropped, "SAMM frames")
+    dropped = DropSummary()
+    clips = _sheet_clips("samm", sheet, frames_dir, class_names, dropped)
+    return DatasetSpec("samm", class_names, clips, dropped)
+
+
+def _read_smic(root, cropped):
+    """SMIC-HS: `HS/s1/micro/<class>/<clip>/*.bmp`; classes from folder names, no apex."""
+    class_names = CLASS_SETS["smic"]
+    frames_dir = _find_frames_dir(root, r"s\d+", cropped, "SMIC-HS frames")
+    dropped = DropSummary()
+    clips = []
+    for subject_dir in sorted(_subject_dirs(frames_dir).values(), key=lambda p: _natural_key(p.name)):
+        if not re.fullmatch(r"s\d+", subject_dir.name, re.I):
+            continue
+        micro = subject_dir / "micro"
+        class_dirs = sorted(p for p in micro.iterdir() if p.is_dir()) if micro.is_dir() else []
+        clip_dirs = [c for d in class_dirs for c in sorted(d.iterdir(), key=lambda p: _natural_key(p.name)) if c.is_dir()]
+        if not clip_dirs:
+            dropped.problem(f"subject folder has no clips under micro/<class>/: {subject_dir}")
+            continue
+        for clip_dir in clip_dirs:
+            emotion = normalise_emotion(clip_dir.parent.name)
+            if emotion not in class_names:
+                warnings.warn(f"{clip_dir}: unknown emotion folder {clip_dir.parent.name!r}; clip dropped")
+                dropped.drop(emotion, subject_dir.name)
+                continue
+            clip = _folder_clip("smic", clip_dir, subject_dir.name, clip_dir.name, class_names.index(emotion),
+                                emotion, {}, str(clip_dir), dropped)
+            if clip is not None:
+                clips.append(clip)
+    return DatasetSpec("smic", class_names, clips, dropped)
+
+
+def _read_manifest(root, cropped):
+    """A CSV manifest: subject, path (clip folder or video, relative to the CSV), label, onset, apex, offset.
+
+    Onset/apex/offset are optional: for frame folders they are frame numbers as
+    in the file names, for videos 0-based frame indices. Labels are class names
+    (class set = sorted unique names) or integers 0..C-1.
+    """
+    path = root if root.is_file() else _find_sheet(root, ("manifest.csv", "*.csv"), "manifest")
+    table = sheets.read_sheet(path, required=("subject", "filename", "emotion"))
+    labels = [sheets.cell_text(v) for v in table["emotion"]]
+    if labels and all(re.fullmatch(r"\d+", v) for v in labels if v):
+        class_names = tuple(str(i) for i in range(max(int(v) for v in labels if v) + 1))
+    else:
+        class_names = tuple(sorted({v for v in labels if v}))
+    dropped = DropSummary()
+    clips = []
+    for row, emotion in zip(table.to_dict("records"), labels):
+        source = f"{path.name} row {row[sheets.ROW_COLUMN]}"
+        subject = sheets.cell_text(row["subject"])
+        relative = sheets.cell_text(row["filename"])
+        if not subject or not relative or not emotion:
+            dropped.problem(f"{source}: empty subject, path or label cell")
+            continue
+        clip_path = (path.parent / relative).resolve()
+        label = class_names.index(emotion)
+        clip_id = clip_path.stem if media.is_video(clip_path) else clip_path.name
+        if media.is_video(clip_path):
+            clip = _video_clip("manifest", clip_path, subject, clip_id, label, emotion, _frame_marks(row), source,
+                               dropped)
+        else:
+            clip = _folder_clip("manifest", clip_path, subject, clip_id, label, emotion, row, source, dropped)
+        if clip is not None:
+            clips.append(clip)
+    return DatasetSpec("manifest", class_names, clips, dropped)
+
+
+def _video_clip(dataset, path, subject, clip_id, label, emotion, marks, source, dropped):
+    """A ClipSpec for a video; `marks` = (onset, apex, offset) as 0-based frame indices or None."""
+    if not path.is_file():
+        dropped.problem(f"{source}: video not found: {path}")
+        return None
+    try:
+        count = media.video_frame_count(path)
+    except media.FrameReadError as error:
+        dropped.problem(f"{source}: {error}")
+        return None
+    if count == 0:
+        dropped.problem(f"{source}: video has no decodable frames: {path}")
+        return None
+    onset_i, apex_i, offset_i = marks
+    onset = min(onset_i if onset_i is not None else 0, count - 1)
+    offset = min(offset_i if offset_i is not None else count - 1, count - 1)
+    if offset < onset:
+        dropped.problem(f"{source}: offset {offset_i} is before onset {onset_i} in {path}")
+        return None
+    apex = apex_i if apex_i is not None and onset <= apex_i <= offset else None
+    return ClipSpec(dataset, subject, clip_id, path, None, label, emotion, onset, apex, offset, count, source)
+
+
+def _frame_marks(row):
+    return tuple(sheets.parse_frame_number(row.get(k)) for k in ("onset", "apex", "offset"))
+
+
+def _clip_video(folder):
+    """A video `<clip_id>.<ext>` standing in for a missing clip folder, or None."""
+    for suffix in media.VIDEO_SUFFIXES:
+        candidate = folder.with_name(folder.name + suffix)
+        if candidate.is_file():
+            return candidate
+    return None

@@ -1,0 +1,165 @@
+"""Reading annotation sheets (.xlsx or .csv) into a table with canonical columns.
+
+Real sheets differ in column spelling ("OnsetFrame", "Onset Frame"), may carry
+preamble rows above the header (SAMM) and hold non-numeric cells ("/" for an
+unknown apex). `read_sheet` locates the header row, renames the columns to
+canonical names and remembers each row's line number in the file for messages.
+"""
+
+import csv
+import io
+import math
+import pathlib
+import re
+
+import pandas as pd
+
+# Canonical column -> accepted spellings after `normalise_column`.
+COLUMN_ALIASES = {
+    "subject": ("subject", "sub", "subjectid", "participant"),
+    "filename": ("filename", "clip", "clipid", "clipname", "video", "path", "clippath"),
+    "onset": ("onsetframe", "onset"),
+    "apex": ("apexframe", "apex"),
+    "offset": ("offsetframe", "offset"),
+    "emotion": ("estimatedemotion", "emotion", "label", "class"),
+    "action_units": ("actionunits", "actionunit", "aus", "au"),
+}
+HEADER_SEARCH_ROWS = 50
+ROW_COLUMN = "_row"
+
+
+class SheetError(ValueError):
+    """An annotation sheet is unreadable or lacks required columns; names the file."""
+
+
+def normalise_column(name):
+    """Lower-cases a header cell and drops spaces, underscores and dashes ("Onset Frame" -> "onsetframe")."""
+    return re.sub(r"[\s_\-]+", "", str(name).strip().lower())
+
+
+def canonical_column(name):
+    """Returns the canonical name of a header cell, or None if it is not an annotation column."""
+    key = normalise_column(name)
+    for canonical, aliases in COLUMN_ALIASES.items():
+        if key in aliases:
+            return canonical
+    return None
+
+
+def _read_raw(path):
+    """All cells of the file, no header: one DataFrame per worksheet (a CSV has one)."""
+    suffix = path.suffix.lower()
+    if suffix not in (".xlsx", ".xlsm", ".csv", ".txt"):
+        raise SheetError(f"Unsupported annotation sheet type {suffix!r}: {path} (use .xlsx or .csv)")
+    try:
+        if suffix in (".xlsx", ".xlsm"):
+            return list(pd.read_excel(path, header=None, dtype=object, sheet_name=None).values())
+        return [_read_csv_cells(path)]
+    except Exception as error:  # openpyxl/pandas raise many types for a broken file
+        raise SheetError(f"Cannot read annotation sheet {path}: {error}") from error
+
+
+def _read_csv_cells(path):
+    # The csv module, not pandas: preamble lines may have fewer fields than the table.
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        text = path.read_text(encoding="latin-1")
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    width = max((len(r) for r in rows), default=0)
+    return pd.DataFrame([r + [""] * (width - len(r)) for r in rows], dtype=object)
+
+
+def _find_header(raw, required):
+    """(row, canonical columns found) of the first row holding every required column, else the best row."""
+    best_row, best_found = None, set()
+    for row in range(min(HEADER_SEARCH_ROWS, len(raw))):
+        found = {canonical_column(v) for v in raw.iloc[row] if not _is_blank(v)} - {None}
+        if best_row is None or len(found & set(required)) > len(best_found & set(required)):
+            best_row, best_found = row, found
+        if set(required) <= found:
+            break
+    return best_row, best_found
+
+
+def read_sheet(path, required=("subject", "filename", "emotion")):
+    """Reads an annotation sheet, locating its header row below any preamble.
+
+    Args:
+        path: `.xlsx` or `.csv` file.
+        required: canonical columns that must be present.
+
+    Returns:
+        DataFrame with canonical column names (unrecognised columns keep their
+        header text) plus `_row`, the 1-based line of each row in the file.
+        Fully empty rows are dropped. Cells are left as read (strings or numbers).
+
+    Raises:
+        SheetError: the file is unreadable or a required column is missing
+            (the message names the file and the missing columns).
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise SheetError(f"Annotation sheet not found: {path}")
+    candidates = []  # (cells, header row, columns found) per worksheet
+    for raw in _read_raw(path):
+        row, found = _find_header(raw, required)
+        if row is not None:
+            candidates.append((raw, row, found))
+            if set(required) <= found:
+                break
+    if not candidates:
+        raise SheetError(f"Annotation sheet {path} is empty")
+    raw, best_row, best_found = max(candidates, key=lambda c: len(c[2] & set(required)))
+    missing = [c for c in required if c not in best_found]
+    if missing:
+        expected = {c: COLUMN_ALIASES[c][0] for c in missing}
+        raise SheetError(
+            f"Annotation sheet {path} lacks required column(s) {missing} "
+            f"(accepted spellings e.g. {expected}); searched the first {HEADER_SEARCH_ROWS} rows for a header"
+        )
+    header = [str(v).strip() if not _is_blank(v) else f"column{i}" for i, v in enumerate(raw.iloc[best_row])]
+    names, seen = [], set()
+    for cell in header:
+        canonical = canonical_column(cell)
+        name = canonical if canonical and canonical not in seen else cell
+        seen.add(name)
+        names.append(name)
+    table = raw.iloc[best_row + 1 :].copy()
+    table.columns = names
+    table[ROW_COLUMN] = [i + 1 for i in range(best_row + 1, len(raw))]
+    blank = table.drop(columns=[ROW_COLUMN]).apply(lambda col: col.map(_is_blank)).all(axis=1)
+    return table[~blank].reset_index(drop=True)
+
+
+def _is_blank(value):
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and value.strip() == ""
+
+
+def parse_frame_number(value):
+    """Parses a frame-number cell: 46, 46.0, "46" -> 46; "/", "", NaN, negative (-1) -> None."""
+    if _is_blank(value):
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        text = str(value).strip()
+        if not re.fullmatch(r"[+-]?\d+(\.0*)?", text):
+            return None
+        number = float(text)
+    if not number.is_integer() or number < 0:
+        return None
+    return int(number)
+
+
+def cell_text(value):
+    """A cell as stripped text ("" when blank; 6.0 -> "6")."""
+    if _is_blank(value):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()

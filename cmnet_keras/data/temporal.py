@@ -1,0 +1,156 @@
+"""Temporal normalisation of a clip to N frames, apex mapping and apex estimation.
+
+The paper unifies every clip to N = 16 frames: clips with at least N frames are
+sampled at regular intervals, shorter ones are interpolated (here by linear
+blending of the two neighbouring frames). Both cases place timeline frame i at
+source position i * (N0 - 1) / (N - 1), so the onset (first) and offset (last)
+frames are always kept.
+"""
+
+import dataclasses
+
+import cv2
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class TemporalPlan:
+    """Where each of the N timeline frames comes from in an N0-frame source clip.
+
+    Timeline frame i = (1 - weight[i]) * source[lower[i]] + weight[i] * source[upper[i]].
+    """
+
+    num_source: int
+    lower: np.ndarray
+    upper: np.ndarray
+    weight: np.ndarray
+
+    @property
+    def num_frames(self):
+        return len(self.lower)
+
+    @property
+    def source_indices(self):
+        """Sorted source frames to read (nothing else is needed)."""
+        used = np.concatenate([self.lower, self.upper[self.weight > 0]])
+        return np.unique(used)
+
+    @property
+    def source_positions(self):
+        """The (fractional) source position of every timeline frame."""
+        return self.lower + self.weight
+
+    def apply(self, frames):
+        """Builds the N timeline frames from the frames at `source_indices`.
+
+        Args:
+            frames: [len(source_indices), ...] uint8, in `source_indices` order.
+
+        Returns:
+            [N, ...] uint8.
+        """
+        frames = np.asarray(frames)
+        indices = self.source_indices
+        if len(frames) != len(indices):
+            raise ValueError(f"Expected {len(indices)} frames (source_indices {indices.tolist()}), got {len(frames)}")
+        lower = frames[np.searchsorted(indices, self.lower)]
+        if not np.any(self.weight > 0):
+            return lower
+        upper = frames[np.searchsorted(indices, self.upper)]
+        w = self.weight.reshape((-1,) + (1,) * (frames.ndim - 1)).astype(np.float32)
+        blended = (1.0 - w) * lower.astype(np.float32) + w * upper.astype(np.float32)
+        return np.clip(np.rint(blended), 0, 255).astype(frames.dtype)
+
+
+def temporal_plan(num_source, num_frames=16):
+    """Plans regular-interval sampling (N0 >= N) or linear interpolation (N0 < N).
+
+    Timeline frame i sits at source position p_i = i (N0 - 1) / (N - 1) (exact
+    integer arithmetic). N0 >= N: the frame nearest p_i (halves round up).
+    N0 < N: blend of frames floor(p_i) and floor(p_i) + 1 with weight frac(p_i).
+
+    Args:
+        num_source: N0, frames in the source clip (onset..offset), >= 1.
+        num_frames: N, frames of the timeline, >= 2.
+    """
+    if int(num_source) < 1:
+        raise ValueError(f"num_source must be >= 1, got {num_source}")
+    if int(num_frames) < 2:
+        raise ValueError(f"num_frames must be >= 2, got {num_frames}")
+    n0, n = int(num_source), int(num_frames)
+    numerator = np.arange(n, dtype=np.int64) * (n0 - 1)
+    if n0 >= n:
+        nearest = (2 * numerator + (n - 1)) // (2 * (n - 1))
+        return TemporalPlan(n0, nearest, nearest.copy(), np.zeros(n, np.float32))
+    lower = numerator // (n - 1)
+    weight = (numerator % (n - 1)) / (n - 1)
+    upper = np.minimum(lower + 1, n0 - 1)
+    return TemporalPlan(n0, lower, upper, weight.astype(np.float32))
+
+
+def map_apex(apex, plan):
+    """The timeline index whose source position is nearest the apex (first on ties).
+
+    Args:
+        apex: 0-based source position of the apex (relative to the onset).
+        plan: the clip's TemporalPlan.
+    """
+    if not 0 <= int(apex) < plan.num_source:
+        raise ValueError(f"apex {apex} outside the clip's {plan.num_source} source frames")
+    return int(np.argmin(np.abs(plan.source_positions - int(apex))))
+
+
+def motion_curve(frames, max_side=32):
+    """How far every frame departs from the straight onset -> offset path.
+
+    d(t) = mean |g(t) - ((1 - a) g(0) + a g(T-1))|, a = t / (T - 1), on grey
+    frames downscaled (area) so the longer side is at most `max_side` pixels.
+    The onset and offset are (near) neutral, so the movement peaks at the apex,
+    while a change that is linear over the clip (slow head drift, lighting)
+    cancels; a plain difference from the onset frame would peak at the end of
+    a drifting clip.
+
+    Args:
+        frames: [T, H, W, 3] or [T, H, W] uint8.
+
+    Returns:
+        [T] float32, 0 at the first and last frame.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim not in (3, 4) or len(frames) == 0:
+        raise ValueError(f"frames must be [T, H, W(, 3)] with T >= 1, got shape {frames.shape}")
+    height, width = frames.shape[1:3]
+    scale = min(1.0, max_side / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    grey = []
+    for frame in frames:
+        g = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
+        grey.append(cv2.resize(g, size, interpolation=cv2.INTER_AREA).astype(np.float32))
+    grey = np.stack(grey)
+    a = np.linspace(0.0, 1.0, len(grey), dtype=np.float32)[:, None, None]
+    path = (1.0 - a) * grey[0] + a * grey[-1]
+    return np.abs(grey - path).mean(axis=(1, 2)).astype(np.float32)
+
+
+def estimate_apex(frames, smooth=3, max_side=32):
+    """Estimates the apex as the frame that departs most from the onset -> offset path.
+
+    The motion curve (`motion_curve`) is smoothed with a centred moving average
+    of `smooth` frames (edges repeated) so a single noisy frame cannot win; the
+    apex is its argmax (first on ties). A clip with no motion gives 0 (onset).
+
+    Args:
+        frames: [T, H, W, 3] or [T, H, W] uint8, e.g. the 16 timeline frames.
+        smooth: odd window length, >= 1.
+        max_side: downscale size for the motion curve.
+
+    Returns:
+        int index into `frames`.
+    """
+    if smooth < 1 or smooth % 2 == 0:
+        raise ValueError(f"smooth must be an odd window >= 1, got {smooth}")
+    curve = motion_curve(frames, max_side)
+    half = smooth // 2
+    padded = np.pad(curve, half, mode="edge")
+    smoothed = np.convolve(padded, np.ones(smooth, np.float32) / smooth, mode="valid")
+    return int(np.argmax(smoothed))

@@ -1,0 +1,132 @@
+"""Facial feature encoder (FFE): a ResNet-18 trunk applied to every frame."""
+
+import keras
+from keras import layers, ops
+
+
+@keras.saving.register_keras_serializable(package="cmnet_keras")
+class BasicBlock(layers.Layer):
+    """ResNet basic block: two 3x3 conv-BN, identity or 1x1 projection shortcut.
+
+    Args:
+        filters: output channels.
+        strides: stride of the first conv (and of the projection).
+    """
+
+    def __init__(self, filters, strides=1, **kwargs):
+        super().__init__(**kwargs)
+        if filters < 1 or strides < 1:
+            raise ValueError(f"BasicBlock needs filters, strides >= 1, got {filters}, {strides}")
+        self.filters = int(filters)
+        self.strides = int(strides)
+        conv = dict(use_bias=False, kernel_initializer="he_normal")
+        self.conv1 = layers.Conv2D(filters, 3, strides, padding="same", **conv)
+        self.bn1 = layers.BatchNormalization()
+        self.conv2 = layers.Conv2D(filters, 3, padding="same", **conv)
+        self.bn2 = layers.BatchNormalization()
+        self.project = None
+        self.project_bn = None
+
+    def build(self, input_shape):
+        if self.strides != 1 or input_shape[-1] != self.filters:
+            conv = dict(use_bias=False, kernel_initializer="he_normal")
+            self.project = layers.Conv2D(self.filters, 1, self.strides, **conv)
+            self.project_bn = layers.BatchNormalization()
+            self.project.build(input_shape)
+            self.project_bn.build(self.project.compute_output_shape(input_shape))
+        self.conv1.build(input_shape)
+        shape = self.conv1.compute_output_shape(input_shape)
+        self.bn1.build(shape)
+        self.conv2.build(shape)
+        self.bn2.build(shape)
+
+    def call(self, x, training=False):
+        y = ops.relu(self.bn1(self.conv1(x), training=training))
+        y = self.bn2(self.conv2(y), training=training)
+        shortcut = x if self.project is None else self.project_bn(self.project(x), training=training)
+        return ops.relu(y + shortcut)
+
+    def compute_output_shape(self, input_shape):
+        return self.conv1.compute_output_shape(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "strides": self.strides}
+
+
+def check_frames_shape(shape):
+    """Raises ValueError unless `shape` is `[B, ..., H, W, C]` with static middle axes."""
+    shape = tuple(shape)
+    if len(shape) < 4:
+        raise ValueError(f"Expected frames of rank >= 4 [..., H, W, C], got shape {shape}")
+    if any(d is None for d in shape[1:-3]):
+        raise ValueError(f"Axes between batch and H, W, C must be static, got shape {shape}")
+
+
+def fold_frames(frames):
+    """Folds every leading axis of `[..., H, W, C]` into one batch axis.
+
+    Returns the folded `[S, H, W, C]` tensor and the static leading shape after
+    the first axis, for `unfold_frames`.
+    """
+    check_frames_shape(frames.shape)
+    return ops.reshape(frames, (-1, *frames.shape[-3:])), tuple(frames.shape[1:-3])
+
+
+def unfold_frames(features, inner):
+    """Inverse of `fold_frames` for per-frame feature vectors `[S, D]`."""
+    return ops.reshape(features, (-1, *inner, features.shape[-1]))
+
+
+@keras.saving.register_keras_serializable(package="cmnet_keras")
+class FacialFeatureEncoder(layers.Layer):
+    """ResNet-18 (He et al. 2016) without its classifier: one texture vector per frame.
+
+    Frames of shape `[..., H, W, 3]` are folded into the batch axis (B*T), encoded
+    in one pass and unfolded to `[..., D]` with D = 8 * width.
+
+    Args:
+        width: stem width (64 in ResNet-18); stages use width, 2w, 4w, 8w.
+        blocks: basic blocks per stage ((2, 2, 2, 2) in ResNet-18).
+    """
+
+    def __init__(self, width=64, blocks=(2, 2, 2, 2), **kwargs):
+        super().__init__(**kwargs)
+        blocks = tuple(int(b) for b in blocks)
+        if width < 1 or not blocks or min(blocks) < 1:
+            raise ValueError(f"FacialFeatureEncoder needs width >= 1 and blocks >= 1, got width={width}, blocks={blocks}")
+        self.width = int(width)
+        self.blocks = blocks
+        self.output_dim = self.width * 2 ** (len(blocks) - 1)
+        self.stem = [
+            layers.Conv2D(self.width, 7, 2, padding="same", use_bias=False, kernel_initializer="he_normal"),
+            layers.BatchNormalization(),
+            layers.ReLU(),
+            layers.MaxPooling2D(3, 2, padding="same"),
+        ]
+        self.stages = [
+            BasicBlock(self.width * 2**stage, 2 if stage > 0 and i == 0 else 1)
+            for stage, count in enumerate(blocks)
+            for i in range(count)
+        ]
+        self.pool = layers.GlobalAveragePooling2D()
+
+    def build(self, input_shape):
+        check_frames_shape(input_shape)
+        shape = (None, *tuple(input_shape)[-3:])
+        for layer in [*self.stem, *self.stages, self.pool]:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+
+    def call(self, frames, training=False):
+        x, inner = fold_frames(frames)
+        for layer in self.stem:
+            x = layer(x, training=training) if isinstance(layer, layers.BatchNormalization) else layer(x)
+        for block in self.stages:
+            x = block(x, training=training)
+        return unfold_frames(self.pool(x), inner)
+
+    def compute_output_shape(self, input_shape):
+        return (*tuple(input_shape)[:-3], self.output_dim)
+
+    def get_config(self):
+        return {**super().get_config(), "width": self.width, "blocks": list(self.blocks)}

@@ -1,0 +1,224 @@
+"""CMNet (Wei et al., AAAI 2023): contrastive magnification network, Fig. 1."""
+
+import dataclasses
+
+import keras
+import numpy as np
+from keras import ops
+
+from cmnet_keras.config import CMNetConfig
+from cmnet_keras.data.folds import LOSOFold
+from cmnet_keras.layers import (
+    Extend,
+    FacialFeatureEncoder,
+    IntensityCluesEncoder,
+    IntensityPrototype,
+    NegativeSampler,
+    Squeeze,
+    ViewAugmentation,
+    gather_negatives,
+)
+from cmnet_keras.losses import (
+    classification_loss,
+    intensity_distillation_loss,
+    total_loss,
+    wilcoxon_rank_sum_loss,
+)
+from cmnet_keras.optimizers import default_optimizer
+
+CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(CMNetConfig))
+
+
+@keras.saving.register_keras_serializable(package="cmnet_keras")
+class CMNet(keras.Model):
+    """CMNet: ResNet-18 texture per frame, times intensity clues k, LSTM, softmax.
+
+    Inputs: `{"frames": [B, T, H, W, 3] uint8 or float in 0..255, "apex": [B] int}`
+    ("apex" is needed for training with lambda2 > 0, optional otherwise).
+    Outputs: `{"probs": [B, C], "intensity": [B, T]}` (k per frame). In training
+    the outputs also carry what `compute_loss` needs: "views" (z~1, z~2),
+    "negatives" (features of the sampled other frames, reused from z, never
+    re-encoded) and "prototype" (the sample q).
+
+    Training computes the ICE on the T frames and their two augmented views in one
+    call (its batch statistics mix both); a term whose lambda is 0 is not computed.
+    Inference runs only the FFE and the ICE on the T frames. `compute_loss` returns eq. 10 and updates the
+    `id_loss`, `wrst_loss`, `ce_loss` trackers. In evaluation there are no views,
+    so `val_id_loss` is 0, and L_Wrst uses the prototype mean instead of a sample.
+    `sample_weight` is ignored.
+
+    Args:
+        **kwargs: every `CMNetConfig` field (paper defaults) and `keras.Model`
+            arguments (`name`, ...).
+    """
+
+    def __init__(self, **kwargs):
+        config = CMNetConfig(**{k: kwargs.pop(k) for k in CONFIG_FIELDS if k in kwargs})
+        super().__init__(**kwargs)
+        self.config = config
+        self.augment = ViewAugmentation(
+            config.jitter_strength, config.grayscale_rate, config.blur_sigma, seed=config.seed
+        )
+        self.ffe = FacialFeatureEncoder(config.ffe_width, config.ffe_blocks, name="ffe")
+        self.ice = IntensityCluesEncoder(config.ice_filters, config.ice_dim, name="ice")
+        self.squeeze = Squeeze(name="squeeze")
+        self.extend = Extend(self.ffe.output_dim, name="extend")
+        self.sampler = NegativeSampler(config.sampler, config.num_negatives, config.tau, seed=config.seed + 1)
+        self.prototype = IntensityPrototype(
+            config.num_frames, config.epsilon, config.eta_init, seed=config.seed + 2, name="prototype"
+        )
+        self.prototype.trainable = self.uses_wrst_loss  # eta gets gradients from L_Wrst only
+        self.lstm = keras.layers.LSTM(config.lstm_units, name="lstm")
+        self.classifier = keras.layers.Dense(config.num_classes, activation="softmax", name="classifier")
+        self.id_loss_tracker = keras.metrics.Mean(name="id_loss")
+        self.wrst_loss_tracker = keras.metrics.Mean(name="wrst_loss")
+        self.ce_loss_tracker = keras.metrics.Mean(name="ce_loss")
+        self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+    @property
+    def uses_id_loss(self):
+        return self.config.lambdas[0] > 0
+
+    @property
+    def uses_wrst_loss(self):
+        return self.config.lambdas[1] > 0
+
+    def build(self, input_shape):
+        frames = tuple(self._check_inputs(input_shape))
+        num_frames, ice_dim = self.config.num_frames, self.config.ice_dim
+        self.ffe.build(frames)
+        self.ice.build(frames)
+        self.squeeze.build((None, num_frames, ice_dim))
+        self.extend.build((None, num_frames))
+        self.sampler.build((None, num_frames, ice_dim))
+        self.prototype.build((None,))
+        self.lstm.build((None, num_frames, self.ffe.output_dim))
+        self.classifier.build((None, self.config.lstm_units))
+
+    def _check_inputs(self, inputs):
+        """Checks the structure and shapes of `inputs` (tensors or shapes); returns the frames shape."""
+        if not isinstance(inputs, dict) or "frames" not in inputs:
+            raise ValueError(
+                "CMNet expects a dict {'frames': [B, T, H, W, 3], 'apex': [B]}, "
+                f"got {type(inputs).__name__} {list(inputs) if isinstance(inputs, dict) else ''}"
+            )
+        shape = inputs["frames"]
+        shape = tuple(getattr(shape, "shape", shape))
+        if len(shape) != 5 or shape[1] != self.config.num_frames or shape[-1] != 3:
+            raise ValueError(
+                f"CMNet frames must be [B, {self.config.num_frames}, H, W, 3] "
+                f"(num_frames={self.config.num_frames}), got shape {shape}"
+            )
+        apex = inputs.get("apex")
+        if apex is not None:
+            apex_shape = tuple(getattr(apex, "shape", apex))
+            if len(apex_shape) != 1:
+                raise ValueError(f"CMNet apex must be [B] (one index per clip), got shape {apex_shape}")
+            if isinstance(apex, np.ndarray) and apex.size and (apex.min() < 0 or apex.max() >= shape[1]):
+                raise ValueError(
+                    f"CMNet apex must be in [0, {shape[1] - 1}], got {apex[(apex < 0) | (apex >= shape[1])].tolist()}"
+                )
+        return shape
+
+    def __call__(self, inputs, *args, **kwargs):
+        # Checked before Keras turns numpy inputs into tensors.
+        if isinstance(inputs, dict):
+            self._check_inputs(inputs)
+        return super().__call__(inputs, *args, **kwargs)
+
+    def call(self, inputs, training=False):
+        self._check_inputs(inputs)
+        apex = inputs.get("apex")
+        frames = ops.cast(inputs["frames"], self.compute_dtype) / 255.0
+        texture = self.ffe(frames, training=training)  # [B, N, D]
+        outputs = {}
+        if training and self.uses_id_loss:
+            views = self.augment(ops.concatenate([frames, frames], axis=0), training=True)
+            z, z1, z2 = ops.split(self.ice(ops.concatenate([frames, views], axis=0), training=True), 3, axis=0)
+            outputs["views"] = (z1, z2)
+            outputs["negatives"] = gather_negatives(z, self.sampler(z))
+        else:
+            z = self.ice(frames, training=training)
+        k = self.squeeze(z)  # [B, N]
+        if training and self.uses_wrst_loss:
+            if apex is None:
+                raise ValueError("CMNet needs inputs['apex'] for training with lambda2 > 0 (L_Wrst)")
+            outputs["prototype"] = self.prototype(apex)
+        enhanced = texture * self.extend(k)
+        probs = self.classifier(self.lstm(enhanced, training=training))
+        return {"probs": probs, "intensity": k, **outputs}
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Total loss, eq. 10, from the terms of eqs. 1 and 9 and L_C."""
+        cfg = self.config
+        ce = classification_loss(y, y_pred["probs"])
+        id_loss = wrst = ops.zeros_like(ce)
+        if "views" in y_pred:
+            id_loss = intensity_distillation_loss(*y_pred["views"], y_pred["negatives"], cfg.tau)
+        q = y_pred.get("prototype")
+        if q is None and self.uses_wrst_loss and isinstance(x, dict) and x.get("apex") is not None:
+            q = self.prototype.prototype_moments(x["apex"])[0]
+        if q is not None:
+            wrst = wilcoxon_rank_sum_loss(q, y_pred["intensity"], cfg.alpha, cfg.xi, cfg.rank_temperature, cfg.p_mode)
+        batch = ops.shape(y_pred["probs"])[0]
+        for tracker, value in ((self.id_loss_tracker, id_loss), (self.wrst_loss_tracker, wrst), (self.ce_loss_tracker, ce)):
+            tracker.update_state(value, sample_weight=batch)
+        return total_loss(id_loss, wrst, ce, cfg.lambdas)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        self.accuracy_tracker.update_state(y, y_pred["probs"], sample_weight=sample_weight)
+        return super().compute_metrics(x, y, y_pred, sample_weight)
+
+    def intensity_prototype(self, apex):
+        """Prototype means [B, T] (eqs. 2-4) for apex indices [B], e.g. to plot Fig. 5."""
+        return self.prototype.prototype_moments(apex)[0]
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.fit`; `x` may be a `LOSOFold` (trains on `fold.train`,
+        validates on `fold.validation` unless `validation_data` is given)."""
+        if isinstance(x, LOSOFold):
+            if kwargs.get("validation_data") is None:
+                kwargs["validation_data"] = x.validation
+            x = x.train
+        if isinstance(x, dict):
+            self._check_inputs(x)
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.evaluate`; `x` may be a `LOSOFold` (tests on `fold.test`)."""
+        if isinstance(x, LOSOFold):
+            x = x.test
+        if isinstance(x, dict):
+            self._check_inputs(x)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        if isinstance(x, dict):
+            self._check_inputs(x)
+        return super().predict(x, *args, **kwargs)
+
+    def get_config(self):
+        return {**super().get_config(), **self.config.to_dict()}
+
+
+def build_cmnet(config, steps_per_epoch=None, compile=True):
+    """Creates a `CMNet` from `config`, builds its weights and compiles it.
+
+    Compiles with `default_optimizer` and `jit_compile=False` (XLA costs 25-40%
+    on CPU under TF); under JAX, where the alternative to XLA is op-by-op
+    execution, with `jit_compile=True`.
+
+    Args:
+        config: a `CMNetConfig`.
+        steps_per_epoch: for the halving lr schedule of `default_optimizer` (None = constant lr).
+        compile: whether to compile.
+    """
+    model = CMNet(**config.to_dict())
+    size = config.image_size
+    model.build({"frames": (None, config.num_frames, size, size, 3), "apex": (None,)})
+    if compile:
+        model.compile(
+            optimizer=default_optimizer(config, steps_per_epoch),
+            jit_compile=keras.backend.backend() == "jax",
+        )
+    return model

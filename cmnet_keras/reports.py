@@ -1,0 +1,217 @@
+"""Run-directory reports: per-fold and final results (JSON + CSV) and PNG plots.
+
+A fold's `result.json` is written last and atomically: its presence marks the
+fold as finished. `write_summary` turns the finished folds of one or several
+runs into the final tables of both protocols (`cmnet_keras.metrics`).
+"""
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from cmnet_keras import metrics  # noqa: E402
+
+RESULT_FILE = "result.json"
+LOSS_KEYS = ("loss", "id_loss", "wrst_loss", "ce_loss")
+
+
+def write_json(path, payload):
+    """Writes JSON atomically (temp file + rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def write_csv(path, rows, fieldnames):
+    """Writes dict rows as CSV atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fieldnames, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _prediction_rows(clips, class_names):
+    rows = []
+    for clip in clips:
+        row = {k: clip[k] for k in ("fold", "subject", "clip_id", "label", "pred", "apex")}
+        row["label_name"] = class_names[clip["label"]]
+        row["pred_name"] = class_names[clip["pred"]]
+        row["correct"] = int(clip["label"] == clip["pred"])
+        row.update({f"prob_{name}": round(p, 6) for name, p in zip(class_names, clip["probs"])})
+        rows.append(row)
+    return rows
+
+
+def _prediction_fields(class_names):
+    return ["fold", "subject", "clip_id", "label", "label_name", "pred", "pred_name", "correct", "apex"] + [
+        f"prob_{name}" for name in class_names
+    ]
+
+
+def write_fold_result(fold_dir, result, class_names):
+    """Writes a finished fold: predictions.csv, training_curves.png, intensity.png, result.json (last).
+
+    Args:
+        fold_dir: the fold's folder in the run directory.
+        result: dict with "fold", "subject", "history" (Keras history dict) and
+            "predictions" (one dict per test clip: clip_id, label, pred, probs,
+            apex, intensity, prototype, ...) plus the fold scores.
+        class_names: names of the label ids.
+    """
+    fold_dir = Path(fold_dir)
+    write_csv(fold_dir / "predictions.csv", _prediction_rows(result["predictions"], class_names),
+              _prediction_fields(class_names))
+    title = f"fold {result['fold']} (subject {result['subject']})"
+    plot_training_curves(result["history"], fold_dir / "training_curves.png", title=title)
+    plot_intensity_curves(result["predictions"][:6], class_names, fold_dir / "intensity.png")
+    write_json(fold_dir / RESULT_FILE, result)
+
+
+def load_fold_results(run_dir):
+    """Finished fold results of a run directory, sorted by fold number."""
+    paths = sorted(Path(run_dir).glob(f"folds/*/{RESULT_FILE}"))
+    return sorted((json.loads(p.read_text()) for p in paths), key=lambda r: r["fold"])
+
+
+def summarize(fold_results):
+    """Both protocols over the given fold results (see `cmnet_keras.metrics`)."""
+    pairs = [([c["label"] for c in r["predictions"]], [c["pred"] for c in r["predictions"]]) for r in fold_results]
+    return {"paper": metrics.paper_protocol(pairs), "pooled": metrics.pooled_protocol(pairs)}
+
+
+def write_summary(out_dir, fold_results, class_names, all_subjects):
+    """Writes the final results of a (possibly partial) LOSO run.
+
+    Files: results.json, results.csv (protocol, metric, value), folds.csv (one
+    row per fold), predictions.csv (every test clip), confusion_matrix.png,
+    intensity.png (a few test clips, one per fold).
+
+    Args:
+        out_dir: run directory (or merge output).
+        fold_results: finished fold results (`load_fold_results`).
+        class_names: names of the label ids.
+        all_subjects: every subject of the dataset, to tell whether LOSO is complete.
+
+    Returns:
+        the results dict written to results.json.
+    """
+    out_dir = Path(out_dir)
+    scores = summarize(fold_results)
+    done = [r["subject"] for r in fold_results]
+    clips = [c for r in fold_results for c in r["predictions"]]
+    matrix = metrics.confusion_matrix([c["label"] for c in clips], [c["pred"] for c in clips], len(class_names))
+    fold_fields = ["fold", "subject", "n", "accuracy", "precision", "recall", "f1", "epochs", "train_seconds"]
+    results = {
+        **scores,
+        "class_names": list(class_names),
+        "complete": sorted(done) == sorted(all_subjects),
+        "missing_subjects": [s for s in all_subjects if s not in done],
+        "folds": [{k: r[k] for k in fold_fields} for r in fold_results],
+        "confusion_matrix": matrix.tolist(),
+    }
+    write_json(out_dir / "results.json", results)
+    write_csv(out_dir / "folds.csv", results["folds"], fold_fields)
+    rows = [{"protocol": p, "metric": m, "value": v} for p in ("paper", "pooled") for m, v in scores[p].items()]
+    write_csv(out_dir / "results.csv", rows, ["protocol", "metric", "value"])
+    write_csv(out_dir / "predictions.csv", _prediction_rows(clips, class_names), _prediction_fields(class_names))
+    plot_confusion_matrix(matrix, class_names, out_dir / "confusion_matrix.png",
+                          title=f"LOSO, {len(fold_results)} folds, {len(clips)} clips")
+    plot_intensity_curves([r["predictions"][0] for r in fold_results[:8]], class_names, out_dir / "intensity.png")
+    return results
+
+
+def format_summary(results):
+    """One line per protocol, in percent."""
+    paper, pooled = results["paper"], results["pooled"]
+    return (
+        f"paper protocol ({paper['num_folds']} folds): Acc {100 * paper['accuracy']:.2f} / F1 {100 * paper['f1']:.2f}\n"
+        f"pooled protocol ({pooled['n']} clips): Acc {100 * pooled['accuracy']:.2f} / "
+        f"UF1 {100 * pooled['uf1']:.2f} / UAR {100 * pooled['uar']:.2f}"
+    )
+
+
+def _save(fig, path):
+    path = Path(path)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def plot_confusion_matrix(matrix, class_names, path, title=""):
+    """Confusion matrix (rows true, columns predicted) with counts and row-normalised shading."""
+    matrix = np.asarray(matrix)
+    rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    size = 1.2 + 0.9 * len(class_names)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
+                    color="white" if rates[i, j] > 0.5 else "black")
+    ticks = np.arange(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=45, ha="right")
+    ax.set_yticks(ticks, class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, label="fraction of true class")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_intensity_curves(clips, class_names, path):
+    """Fig. 5 style grid: prototype mean vs learned intensity k over the frames, one panel per clip."""
+    cols = min(3, max(len(clips), 1))
+    rows = max(1, -(-len(clips) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
+    for ax in axes.flat[len(clips):]:
+        ax.axis("off")
+    for ax, clip in zip(axes.flat, clips):
+        frames = np.arange(1, len(clip["intensity"]) + 1)
+        ax.plot(frames, clip["prototype"], "o--", color="tab:gray", label="prototype")
+        ax.plot(frames, clip["intensity"], "o-", color="tab:red", label="learned k")
+        ax.axvline(clip["apex"] + 1, color="tab:blue", lw=0.8, ls=":", label="apex")
+        ax.set_title(f"{clip['subject']}/{clip['clip_id']}\n"
+                     f"true {class_names[clip['label']]}, pred {class_names[clip['pred']]}", fontsize=9)
+        ax.set_xlabel("frame")
+        ax.set_ylabel("intensity")
+    if clips:
+        axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_training_curves(history, path, title=""):
+    """One panel per curve (total loss, L_ID, L_Wrst, L_C, accuracy) over the epochs; validation dashed.
+
+    CMNet computes no views in evaluation (val_id_loss = 0), so validation is
+    drawn only for the terms that are comparable: L_Wrst, L_C and accuracy.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    keys = [k for k in (*LOSS_KEYS, "accuracy") if history.get(k)]
+    fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(3.2 * max(len(keys), 1), 3), squeeze=False)
+    for ax, key in zip(axes.flat, keys):
+        epochs = np.arange(1, len(history[key]) + 1)
+        ax.plot(epochs, history[key], "o-", ms=3, label="train")
+        if key not in ("loss", "id_loss") and history.get(f"val_{key}"):
+            ax.plot(epochs, history[f"val_{key}"], "o--", ms=3, label="validation")
+        ax.set_title(key)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, path)

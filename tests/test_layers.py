@@ -1,0 +1,182 @@
+"""Layers of the model helper: encoders, squeeze/extend, view augmentation."""
+
+import keras
+import numpy as np
+import pytest
+import scipy.ndimage
+
+from cmnet_keras.layers import (
+    BasicBlock,
+    Extend,
+    FacialFeatureEncoder,
+    IntensityCluesEncoder,
+    Squeeze,
+    ViewAugmentation,
+)
+
+
+def _frames(shape, seed=0):
+    return np.random.default_rng(seed).uniform(0, 1, shape).astype("float32")
+
+
+def _resnet18_trunk_params():
+    """Trainable parameters of torchvision's resnet18 without `fc`, by hand (He et al. 2016)."""
+    conv = lambda k, cin, cout: k * k * cin * cout  # noqa: E731
+    bn = lambda c: 2 * c  # noqa: E731  gamma, beta
+    total = conv(7, 3, 64) + bn(64)
+    cin = 64
+    for width in (64, 128, 256, 512):
+        for block in range(2):
+            total += conv(3, cin, width) + bn(width) + conv(3, width, width) + bn(width)
+            if cin != width:
+                total += conv(1, cin, width) + bn(width)
+            cin = width
+    return total
+
+
+def test_ffe_at_paper_width_has_resnet18_parameter_count():
+    ffe = FacialFeatureEncoder(64, (2, 2, 2, 2))
+    ffe.build((None, 224, 224, 3))
+    trunk = _resnet18_trunk_params()
+    assert trunk == 11_176_512
+    count = sum(int(np.prod(w.shape)) for w in ffe.trainable_weights)
+    assert count == trunk
+    # The published 11.69M of ResNet-18 adds the 512 -> 1000 classifier.
+    assert count + 512 * 1000 + 1000 == 11_689_512
+    assert ffe.output_dim == 512
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        lambda: FacialFeatureEncoder(4, (1, 1, 1, 1)),
+        lambda: IntensityCluesEncoder((4, 8), 8),
+    ],
+    ids=["ffe", "ice"],
+)
+def test_encoder_on_folded_frames_equals_per_frame_application(layer):
+    encoder = layer()
+    frames = _frames((2, 3, 32, 32, 3))
+    folded = keras.ops.convert_to_numpy(encoder(frames))
+    per_frame = np.stack(
+        [
+            np.stack([keras.ops.convert_to_numpy(encoder(frames[b, t][None]))[0] for t in range(3)])
+            for b in range(2)
+        ]
+    )
+    assert folded.shape == (2, 3, encoder.output_dim)
+    np.testing.assert_allclose(folded, per_frame, rtol=1e-4, atol=1e-5)
+
+
+def test_ice_downsamples_once_per_stage():
+    ice = IntensityCluesEncoder((4, 8, 16), 8)
+    ice.build((None, 32, 32, 3))
+    convs = [l for l in ice.stages if isinstance(l, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [4, 8, 16]
+    assert all(c.strides == (2, 2) for c in convs)
+    assert keras.ops.convert_to_numpy(ice(_frames((5, 32, 32, 3)))).shape == (5, 8)
+
+
+def test_squeeze_and_extend_are_dense_maps():
+    z = _frames((2, 4, 6))
+    squeeze = Squeeze()
+    k = keras.ops.convert_to_numpy(squeeze(z))
+    kernel, bias = squeeze.get_weights()
+    np.testing.assert_allclose(k, z @ kernel[:, 0] + bias[0], rtol=1e-5, atol=1e-6)
+    extend = Extend(5)
+    out = keras.ops.convert_to_numpy(extend(k))
+    kernel, bias = extend.get_weights()
+    np.testing.assert_allclose(out, k[..., None] * kernel[0] + bias, rtol=1e-5, atol=1e-6)
+    assert out.shape == (2, 4, 5)
+
+
+def test_view_augmentation_is_identity_at_inference():
+    images = _frames((2, 3, 16, 16, 3))
+    out = ViewAugmentation(seed=0)(images)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(out), images)
+
+
+@pytest.mark.jax
+def test_view_augmentation_draws_parameters_per_image():
+    image = _frames((1, 32, 32, 3))
+    images = np.repeat(image, 8, axis=0)
+    out = keras.ops.convert_to_numpy(ViewAugmentation(seed=1)(images, training=True))
+    assert out.shape == images.shape
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    distinct = {tuple(np.round(o.mean(axis=(0, 1)), 5)) for o in out}
+    assert len(distinct) > 4
+
+
+@pytest.mark.jax
+def test_view_augmentation_grayscale_matches_luma():
+    images = _frames((3, 16, 16, 3))
+    aug = ViewAugmentation(jitter_strength=0.0, grayscale_rate=1.0, jitter_rate=0.0, blur_rate=0.0, seed=0)
+    out = keras.ops.convert_to_numpy(aug(images, training=True))
+    luma = images @ np.array([0.299, 0.587, 0.114], "float32")
+    np.testing.assert_allclose(out, np.repeat(luma[..., None], 3, axis=-1), atol=1e-5)
+
+
+@pytest.mark.jax
+def test_view_augmentation_blur_matches_scipy_gaussian_filter():
+    images = _frames((2, 64, 48, 3))
+    aug = ViewAugmentation(grayscale_rate=0.0, jitter_rate=0.0, blur_rate=1.0, blur_sigma=(1.3, 1.3), seed=0)
+    out = keras.ops.convert_to_numpy(aug(images, training=True))
+    radius = 2  # kernel 10% of the shorter side (48 -> 4, made odd: 5 taps)
+    expected = scipy.ndimage.gaussian_filter(images, sigma=(0, 1.3, 1.3, 0), mode="mirror", truncate=radius / 1.3)
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_view_augmentation_jitter_keeps_gray_pixels_gray_under_hue_and_saturation():
+    gray = np.repeat(_frames((4, 8, 8, 1)), 3, axis=-1) * 0.5 + 0.25
+    aug = ViewAugmentation(jitter_strength=1.0, grayscale_rate=0.0, jitter_rate=1.0, blur_rate=0.0, seed=3)
+    out = keras.ops.convert_to_numpy(aug(gray, training=True))
+    np.testing.assert_allclose(out[..., 0], out[..., 1], atol=1e-5)
+    np.testing.assert_allclose(out[..., 1], out[..., 2], atol=1e-5)
+    assert not np.allclose(out, gray, atol=1e-3)
+
+
+LAYERS = {
+    "basic_block": (lambda: BasicBlock(4, 2), (2, 8, 8, 3)),
+    "ffe": (lambda: FacialFeatureEncoder(4, (1, 2)), (2, 3, 16, 16, 3)),
+    "ice": (lambda: IntensityCluesEncoder((4, 8), 6), (2, 3, 16, 16, 3)),
+    "squeeze": (lambda: Squeeze(), (2, 4, 6)),
+    "extend": (lambda: Extend(5), (2, 4)),
+    "augment": (lambda: ViewAugmentation(0.3, 0.1, (0.2, 1.5), jitter_rate=0.7, blur_rate=0.4, seed=7), (2, 16, 16, 3)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_layer_serialization_round_trip(name):
+    make, shape = LAYERS[name]
+    layer = make()
+    x = _frames(shape)
+    expected = keras.ops.convert_to_numpy(layer(x))
+    config = keras.saving.serialize_keras_object(layer)
+    assert config["registered_name"].startswith("cmnet_keras>")
+    clone = keras.saving.deserialize_keras_object(config)
+    assert clone.get_config() == layer.get_config()
+    if not clone.built:
+        clone.build(shape)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(clone(x)), expected)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: FacialFeatureEncoder(0), "width=0"),
+        (lambda: FacialFeatureEncoder(8, ()), r"blocks=\(\)"),
+        (lambda: IntensityCluesEncoder((4, 0), 8), r"filters=\(4, 0\)"),
+        (lambda: Extend(0), "got 0"),
+        (lambda: ViewAugmentation(grayscale_rate=1.5), "grayscale_rate must be in .0, 1., got 1.5"),
+        (lambda: ViewAugmentation(blur_sigma=(2.0, 1.0)), r"\(2.0, 1.0\)"),
+    ],
+)
+def test_bad_layer_arguments_name_the_value(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_encoder_rejects_non_image_input():
+    with pytest.raises(ValueError, match=r"got shape \(2, 16\)"):
+        IntensityCluesEncoder((4,), 4)(np.zeros((2, 16), "float32"))

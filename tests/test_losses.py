@@ -1,0 +1,285 @@
+"""Losses (eqs. 1, 5-10) against scipy, scikit-learn and numpy re-derivations."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import scipy.special
+import scipy.stats
+from keras import ops
+from sklearn.metrics import log_loss
+
+from cmnet_keras.losses import (
+    ClassificationLoss,
+    IntensityDistillationLoss,
+    WilcoxonRankSumLoss,
+    classification_loss,
+    intensity_distillation_loss,
+    rank_sum_p_value,
+    rank_sum_statistic,
+    rank_sum_z,
+    soft_rank,
+    total_loss,
+    wilcoxon_rank_sum_loss,
+)
+
+N = 16
+
+
+def np_(x):
+    return np.asarray(ops.convert_to_numpy(x), dtype=np.float64)
+
+
+def tied_samples(seed, batch=4, n=N):
+    """q, k on a 0.1 grid: many ties, distinct values at least 0.1 apart."""
+    rng = np.random.default_rng(seed)
+    q = np.round(rng.normal(0.6, 0.3, (batch, n)), 1)
+    k = np.round(rng.normal(0.4, 0.3, (batch, n)), 1)
+    return q.astype("float32"), k.astype("float32")
+
+
+def numpy_wilcoxon(q, k, alpha, xi, mode):
+    """Eqs. 5-9 with hard ranks: returns Z, p, loss per clip."""
+    n = q.shape[-1]
+    mu = n * (2 * n + 1) / 2
+    sigma = math.sqrt(n**2 * (2 * n + 1) / 12)
+    t2 = np.array([scipy.stats.rankdata(np.concatenate([a, b]))[n:].sum() for a, b in zip(q, k)])
+    z = (t2 - mu) / sigma
+    if mode == "density":
+        p = np.exp(-(z**2) / 2) / np.sqrt(2 * np.pi)
+    else:
+        p = 2 * scipy.stats.norm.sf(np.abs(z))
+    return z, p, np.maximum(0.0, xi - (p - alpha))
+
+
+# Distinct tied values are >= 0.1 apart, so with beta = 1e-4 every sigmoid is
+# exactly 0, 0.5 or 1 up to exp(-1000): soft ranks equal hard ranks to float32
+# rounding of sums of 32 terms (tolerance 1e-4).
+@pytest.mark.jax
+def test_soft_rank_equals_scipy_rankdata_with_ties():
+    q, k = tied_samples(0)
+    pooled = np.concatenate([q, k], axis=-1)
+    assert any(len(np.unique(row)) < row.size for row in pooled)  # ties present
+    expected = np.stack([scipy.stats.rankdata(row) for row in pooled])
+    np.testing.assert_allclose(np_(soft_rank(pooled, 1e-4)), expected, atol=1e-4)
+
+
+@pytest.mark.jax
+def test_z_and_two_sided_p_equal_scipy_ranksums():
+    q, k = tied_samples(1)
+    reference = [scipy.stats.ranksums(kb, qb) for qb, kb in zip(q, k)]
+    z = rank_sum_z(ops.convert_to_tensor(q), ops.convert_to_tensor(k), 1e-4)
+    np.testing.assert_allclose(np_(z), [r.statistic for r in reference], atol=1e-4)
+    np.testing.assert_allclose(
+        np_(rank_sum_p_value(z, "two_sided")), [r.pvalue for r in reference], rtol=1e-3
+    )
+
+
+def test_rank_sums_equal_scipy_rankdata_sums():
+    q, k = tied_samples(2)
+    t1, t2 = rank_sum_statistic(ops.convert_to_tensor(q), ops.convert_to_tensor(k), 1e-4)
+    ranks = np.stack([scipy.stats.rankdata(row) for row in np.concatenate([q, k], axis=-1)])
+    np.testing.assert_allclose(np_(t1), ranks[:, :N].sum(-1), atol=1e-3)
+    np.testing.assert_allclose(np_(t2), ranks[:, N:].sum(-1), atol=1e-3)
+
+
+def test_rank_sum_of_k_is_the_sum_of_its_soft_ranks_at_any_temperature():
+    rng = np.random.default_rng(8)
+    q, k = rng.normal(size=(2, 3, N)).astype("float32")
+    pooled = np.concatenate([q, k], axis=-1)
+    for beta in (0.05, 1.0):
+        _, t2 = rank_sum_statistic(ops.convert_to_tensor(q), ops.convert_to_tensor(k), beta)
+        np.testing.assert_allclose(np_(t2), np_(soft_rank(pooled, beta))[:, N:].sum(-1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["density", "two_sided"])
+def test_p_and_loss_equal_numpy_eqs_7_to_9(mode):
+    # Rows 0-1 overlap (p > alpha + xi, loss 0), rows 2-3 are shifted (loss > 0).
+    q, k = tied_samples(3)
+    k[2:] = np.round(k[2:] - 1.0, 1)  # re-rounded: float32 ties stay exact
+    z_ref, p_ref, loss_ref = numpy_wilcoxon(q, k, alpha=0.05, xi=0.01, mode=mode)
+    assert (loss_ref == 0).any() and (loss_ref > 0).any()
+    qt, kt = ops.convert_to_tensor(q), ops.convert_to_tensor(k)
+    z = rank_sum_z(qt, kt, 1e-4)
+    np.testing.assert_allclose(np_(z), z_ref, atol=1e-4)
+    np.testing.assert_allclose(np_(rank_sum_p_value(z, mode)), p_ref, rtol=1e-3)  # p down to ~1e-6
+    per_clip = wilcoxon_rank_sum_loss(qt, kt, 0.05, 0.01, 1e-4, mode, reduction="none")
+    np.testing.assert_allclose(np_(per_clip), loss_ref, atol=1e-6)
+    mean = wilcoxon_rank_sum_loss(qt, kt, alpha=0.05, xi=0.01, temperature=1e-4, p_mode=mode)
+    np.testing.assert_allclose(float(mean), loss_ref.mean(), atol=1e-6)
+    layer = WilcoxonRankSumLoss(temperature=1e-4, p_mode=mode)
+    np.testing.assert_allclose(float(layer(q, k)), loss_ref.mean(), atol=1e-6)
+
+
+@pytest.mark.jax
+def test_all_k_below_q_gives_hand_computed_statistic():
+    """design.md: k below the whole prototype range -> T2 = 1+...+16 = 136, Z = -4.82."""
+    q = np.linspace(0.2, 1.0, N, dtype="float32")[None]
+    k = np.zeros((1, N), "float32")
+    t1, t2 = rank_sum_statistic(ops.convert_to_tensor(q), ops.convert_to_tensor(k), 0.01)
+    assert float(t2[0]) == pytest.approx(136.0, abs=1e-3)
+    assert float(t1[0]) == pytest.approx(sum(range(17, 33)), abs=1e-3)
+    z = float(rank_sum_z(ops.convert_to_tensor(q), ops.convert_to_tensor(k), 0.01)[0])
+    assert z == pytest.approx((136 - 264) / math.sqrt(704), abs=1e-4)
+    assert z == pytest.approx(-4.82, abs=5e-3)
+    p = float(rank_sum_p_value(z, "density"))
+    assert p == pytest.approx(math.exp(-z * z / 2) / math.sqrt(2 * math.pi), rel=1e-4)
+    assert float(wilcoxon_rank_sum_loss(q, k)) == pytest.approx(0.06 - p, abs=1e-7)
+
+
+def test_wrst_gradient_equals_analytic_and_nearly_vanishes_when_k_is_below_q():
+    """dL/dk_i = Z p / sigma_T * sum_j sigmoid'((k_i - q_j) / beta) / beta (density p, loss > 0).
+
+    Documents the paper's loss at init: with k below all q (beta = 0.01) it is ~1e-13.
+    """
+    import tensorflow as tf
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("GradientTape needs the TensorFlow backend")
+    beta, sigma = 0.01, math.sqrt(N**2 * (2 * N + 1) / 12)
+    q64 = np.linspace(0.2, 1.0, N)
+    q = tf.constant(q64[None].astype("float32"))
+    grads = {}
+    for name, start in [("below", 0.0), ("overlapping", 0.25)]:
+        k = tf.Variable(np.full((1, N), start, "float32"))
+        with tf.GradientTape() as tape:
+            loss = wilcoxon_rank_sum_loss(q, k, temperature=beta)
+        grads[name] = tape.gradient(loss, k).numpy()[0]
+        s = scipy.special.expit((start - q64) / beta)
+        t2 = N * (N + 1) / 2 + N * s.sum()
+        z = (t2 - N * (2 * N + 1) / 2) / sigma
+        p = math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+        expected = z * p / sigma * (s * (1 - s)).sum() / beta
+        np.testing.assert_allclose(grads[name], np.full(N, expected), rtol=1e-3)
+    assert np.abs(grads["below"]).max() < 1e-12
+    assert np.abs(grads["overlapping"]).max() > 1e-4
+
+
+def numpy_id_loss(z1, z2, negatives, tau):
+    """Eq. 1 as printed, one frame at a time, in float64."""
+
+    def unit(v):
+        return v / np.linalg.norm(v)
+
+    def sim(a, b):
+        return np.exp(unit(a) @ unit(b) / tau)
+
+    batch, frames = z1.shape[:2]
+    losses = []
+    for b in range(batch):
+        total = 0.0
+        for n in range(frames):
+            pos = sim(z1[b, n], z2[b, n])
+            for view in (z1[b, n], z2[b, n]):
+                neg = sum(sim(view, m) for m in negatives[b, n])
+                total += np.log(pos / (pos + neg))
+        losses.append(-total / frames)
+    return np.array(losses)
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize("tau", [0.1, 0.5])
+def test_id_loss_equals_numpy_loop(tau):
+    rng = np.random.default_rng(4)
+    z1, z2 = rng.normal(size=(2, 3, 5, 8))
+    negatives = rng.normal(size=(3, 5, 4, 8))
+    expected = numpy_id_loss(z1, z2, negatives, tau)
+    args = [ops.convert_to_tensor(a.astype("float32")) for a in (z1, z2, negatives)]
+    np.testing.assert_allclose(
+        np_(intensity_distillation_loss(*args, tau=tau, reduction="none")), expected, rtol=1e-4
+    )
+    assert float(intensity_distillation_loss(*args, tau=tau)) == pytest.approx(expected.mean(), rel=1e-4)
+    loss = IntensityDistillationLoss(tau=tau)
+    dummy = np.zeros(3, "float32")
+    assert float(loss(dummy, dict(zip(("z1", "z2", "negatives"), args)))) == pytest.approx(
+        expected.mean(), rel=1e-4
+    )
+    assert float(loss(dummy, tuple(args))) == pytest.approx(expected.mean(), rel=1e-4)
+
+
+def test_id_loss_is_finite_where_exp_overflows_float32():
+    # tau = 0.01: exp(1/tau) = exp(100) > float32 max; logsumexp must stay finite.
+    rng = np.random.default_rng(5)
+    z1 = rng.normal(size=(2, 4, 6))
+    z2 = z1 + 0.05 * rng.normal(size=z1.shape)
+    negatives = rng.normal(size=(2, 4, 3, 6))
+    expected = numpy_id_loss(z1, z2, negatives, 0.01)
+    got = intensity_distillation_loss(
+        *(ops.convert_to_tensor(a.astype("float32")) for a in (z1, z2, negatives)), tau=0.01, reduction="none"
+    )
+    assert np.isfinite(np_(got)).all()
+    np.testing.assert_allclose(np_(got), expected, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.jax
+def test_classification_loss_equals_sklearn_log_loss():
+    rng = np.random.default_rng(6)
+    probs = rng.dirichlet(np.ones(5), size=7).astype("float32")
+    labels = rng.integers(0, 5, size=7)
+    expected = log_loss(labels, probs, labels=range(5))
+    assert float(classification_loss(labels, probs)) == pytest.approx(expected, rel=1e-5)
+    assert float(ClassificationLoss()(labels, probs)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_classification_loss_clips_zero_probability():
+    probs = np.array([[0.0, 1.0]], "float32")
+    assert float(classification_loss(np.array([0]), probs)) == pytest.approx(-math.log(1e-7), rel=1e-3)
+
+
+def test_total_loss_is_the_lambda_weighted_sum():
+    assert float(total_loss(1.0, 2.0, 3.0)) == pytest.approx(0.07 * 1 + 0.71 * 2 + 0.22 * 3)
+    assert float(total_loss(1.0, 2.0, 3.0, lambdas=(0.0, 0.0, 1.0))) == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize(
+    "lambdas, message",
+    [((0.5, 0.5, 0.5), r"sum to 1.*1\.5"), ((0.5, 0.5), r"\(0\.5, 0\.5\)"), ((1.2, -0.2, 0.0), "-0.2")],
+)
+def test_total_loss_rejects_bad_lambdas(lambdas, message):
+    with pytest.raises(ValueError, match=message):
+        total_loss(1.0, 1.0, 1.0, lambdas=lambdas)
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: WilcoxonRankSumLoss(p_mode="one_sided"), "'one_sided'"),
+        (lambda: WilcoxonRankSumLoss(temperature=0.0), "temperature must be > 0, got 0.0"),
+        (lambda: IntensityDistillationLoss(tau=-1.0), "tau must be > 0, got -1.0"),
+        (lambda: ClassificationLoss(clip=0.7), "0.7"),
+        (lambda: rank_sum_p_value(0.0, "gaussian"), "'gaussian'"),
+        (lambda: soft_rank(np.zeros(3), temperature=-0.5), "-0.5"),
+        (lambda: wilcoxon_rank_sum_loss(np.zeros((1, 4)), np.zeros((1, 4)), reduction="sum"), "'sum'"),
+        (lambda: rank_sum_z(np.zeros((1, 4)), np.zeros((1, 5))), r"\(1, 5\)"),
+        (
+            lambda: intensity_distillation_loss(np.zeros((2, 4)), np.zeros((2, 4)), np.zeros((2, 4, 3))),
+            r"z1=\(2, 4\)",
+        ),
+    ],
+)
+def test_bad_arguments_name_the_value(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        IntensityDistillationLoss(tau=0.3, name="id"),
+        WilcoxonRankSumLoss(alpha=0.1, xi=0.02, temperature=0.05, p_mode="two_sided", reduction="sum"),
+        ClassificationLoss(clip=1e-5),
+    ],
+)
+def test_loss_serialization_round_trip(loss):
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
+    assert type(restored) is type(loss)
+    assert restored.get_config() == loss.get_config()
+    rng = np.random.default_rng(7)
+    if isinstance(loss, IntensityDistillationLoss):
+        y_true, y_pred = np.zeros(2), tuple(rng.normal(size=s).astype("float32") for s in [(2, 4, 3), (2, 4, 3), (2, 4, 2, 3)])
+    elif isinstance(loss, WilcoxonRankSumLoss):
+        y_true, y_pred = rng.normal(size=(2, 6)).astype("float32"), rng.normal(size=(2, 6)).astype("float32")
+    else:
+        y_true, y_pred = np.array([0, 2]), rng.dirichlet(np.ones(3), size=2).astype("float32")
+    assert float(restored(y_true, y_pred)) == pytest.approx(float(loss(y_true, y_pred)), rel=1e-6)

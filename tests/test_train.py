@@ -1,0 +1,245 @@
+"""LOSO folds, the training command, resume, reproducibility and merge, on a tiny synthetic cache."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+
+from cmnet_keras import ablation, merge, train
+from cmnet_keras.data import cache
+from cmnet_keras.data.folds import fold_subjects, loso_folds
+
+CLASSES = ("negative", "positive", "surprise")
+SIZE = 32  # the tiny preset's image size
+
+
+def write_cache(folder, subjects, clips_per_subject=2, seed=0):
+    """A cache in the documented format: noise clips whose brightness ramps with the label."""
+    rng = np.random.default_rng(seed)
+    cache.prepare_cache(folder, {"dataset": "synthetic", "class_names": list(CLASSES), "image_size": SIZE,
+                                 "num_frames": 16, "cropped": True})
+    records = []
+    for subject in subjects:
+        for i in range(clips_per_subject):
+            label = len(records) % len(CLASSES)
+            apex = int(rng.integers(0, 16))
+            frames = rng.integers(0, 60, size=(16, SIZE, SIZE, 3)) + 60 * label
+            record = {"clip_id": f"EP{i:02d}", "subject": subject, "label": label, "emotion": CLASSES[label],
+                      "apex": apex, "apex_source": "annotated", "file": cache.clip_relpath(subject, f"EP{i:02d}"),
+                      "num_source_frames": 16}
+            cache.save_clip(folder, record, frames.astype(np.uint8))
+            records.append(record)
+    cache.write_index(folder, records)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_cache(tmp_path_factory):
+    return write_cache(tmp_path_factory.mktemp("cache"), ["sub01", "sub02", "sub10"])
+
+
+def _args(cache_dir, out, *extra):
+    return ["--cache", str(cache_dir), "--preset", "tiny", "--epochs", "2", "--validation-subjects", "1",
+            "--seed", "3", "--verbose", "0", "--out", str(out), *extra]
+
+
+def _fold_table(run_dir):
+    """(fold, subject, n, accuracy, f1, labels, preds, probs) per finished fold."""
+    return [(r["fold"], r["subject"], r["n"], r["accuracy"], r["f1"], [c["label"] for c in r["predictions"]],
+             [c["pred"] for c in r["predictions"]], [c["probs"] for c in r["predictions"]])
+            for r in train.reports.load_fold_results(run_dir)]
+
+
+@pytest.fixture(scope="module")
+def full_run(tiny_cache, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "full"
+    train.main(_args(tiny_cache, out))
+    return out
+
+
+def test_loso_folds_hold_out_one_subject(tmp_path):
+    cache_dir = write_cache(tmp_path / "c", ["s3", "s1", "s2", "s10"], clips_per_subject=3)
+    index = cache.read_index(cache_dir)
+    assert fold_subjects(index) == ["s1", "s2", "s3", "s10"]
+    folds = list(loso_folds(cache_dir, batch_size=2, seed=5, validation_subjects=2))
+    assert [f.subject for f in folds] == ["s1", "s2", "s3", "s10"]
+    clip_subject = {cache.load_clip(cache_dir, row)["frames"].tobytes(): row["subject"] for _, row in index.iterrows()}
+    for fold in folds:
+        val_clips = [y for _, y in fold.validation.unbatch().as_numpy_iterator()]
+        val_subjects = {clip_subject[x["frames"].tobytes()] for x, _ in fold.validation.unbatch().as_numpy_iterator()}
+        assert len(val_subjects) == 2 and fold.subject not in val_subjects
+        assert not val_subjects & set(fold.train_index["subject"])
+        test_labels = [int(y) for _, y in fold.test.unbatch().as_numpy_iterator()]
+        assert set(fold.test_index["subject"]) == {fold.subject}
+        assert test_labels == fold.test_index["label"].tolist()
+        assert fold.subject not in set(fold.train_index["subject"])
+        train_subjects = set(fold.train_index["subject"])
+        assert len(train_subjects) == 1 and len(val_clips) == 2 * 3
+        assert len(fold.train_index) + len(val_clips) + len(fold.test_index) == len(index)
+        assert sum(1 for _ in fold.train.unbatch()) == len(fold.train_index)
+    again = list(loso_folds(cache_dir, batch_size=2, seed=5, subjects=["s3"], validation_subjects=2))
+    assert again[0].train_index.equals(folds[2].train_index)
+    assert [f.subject for f in loso_folds(cache_dir, subjects=["s10"])] == ["s10"]
+    assert next(iter(loso_folds(cache_dir))).validation is None
+    with pytest.raises(ValueError, match=r"\['s7'\] are not in"):
+        list(loso_folds(cache_dir, subjects=["s7"]))
+    with pytest.raises(ValueError, match=r"validation_subjects must be in \[0, 2\].*got 3"):
+        list(loso_folds(cache_dir, validation_subjects=3))
+
+
+def test_parse_folds():
+    assert train.parse_folds("0-2,5", 26) == [0, 1, 2, 5]
+    assert train.parse_folds(None, 3) == [0, 1, 2]
+    with pytest.raises(ValueError, match=r"0\.\.25, got \[26\]"):
+        train.parse_folds("20-26", 26)
+    with pytest.raises(ValueError, match="cannot read 'x'"):
+        train.parse_folds("1,x", 26)
+
+
+@pytest.mark.slow
+def test_run_writes_results_and_plots(full_run, tiny_cache):
+    config = json.loads((full_run / "config.json").read_text())
+    assert config["settings"]["config"]["seed"] == 3 and config["settings"]["config"]["epochs"] == 2
+    assert config["settings"]["config"]["class_names"] == list(CLASSES)
+    assert config["versions"]["keras"] and "--preset" in config["command"]
+    fold_dirs = sorted(p.name for p in (full_run / "folds").iterdir())
+    assert fold_dirs == ["00_sub01", "01_sub02", "02_sub10"]
+    for name in fold_dirs:
+        for file in ("result.json", "predictions.csv", "training_curves.png", "intensity.png", "checkpoint.keras"):
+            assert (full_run / "folds" / name / file).stat().st_size > 0
+    results = json.loads((full_run / "results.json").read_text())
+    assert results["complete"] and len(results["folds"]) == 3
+    table = _fold_table(full_run)
+    for fold, subject, n, acc, f1, labels, preds, probs in table:
+        assert n == 2 and np.allclose(np.sum(probs, axis=1), 1, atol=1e-4)
+        assert acc == pytest.approx(skm.accuracy_score(labels, preds))
+        p = skm.precision_score(labels, preds, average="macro", zero_division=0)
+        r = skm.recall_score(labels, preds, average="macro", zero_division=0)
+        assert f1 == pytest.approx(2 * p * r / (p + r) if p + r else 0.0)
+    labels = sum((t[5] for t in table), [])
+    preds = sum((t[6] for t in table), [])
+    assert results["pooled"]["uf1"] == pytest.approx(skm.f1_score(labels, preds, average="macro", zero_division=0))
+    assert results["pooled"]["uar"] == pytest.approx(skm.balanced_accuracy_score(labels, preds))
+    assert results["paper"]["accuracy"] == pytest.approx(np.mean([t[3] for t in table]))
+    rows = pd.read_csv(full_run / "results.csv")
+    assert set(rows["protocol"]) == {"paper", "pooled"}
+    assert len(pd.read_csv(full_run / "predictions.csv")) == 6
+    assert len(pd.read_csv(full_run / "folds.csv")) == 3
+    for png in ("confusion_matrix.png", "intensity.png"):
+        assert (full_run / png).read_bytes()[:4] == b"\x89PNG"
+    history = json.loads((full_run / "folds" / "00_sub01" / "result.json").read_text())["history"]
+    assert {"loss", "id_loss", "wrst_loss", "ce_loss", "accuracy", "val_loss"} <= set(history)
+    assert all(len(v) == 2 for v in history.values())
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_split_interrupted_resumed_and_merged_runs_equal_one_run(full_run, tiny_cache, tmp_path, monkeypatch):
+    save = train.save_epoch_checkpoint
+    saved = []
+
+    def save_then_maybe_stop(model, fold_dir, state):
+        save(model, fold_dir, state)
+        saved.append((fold_dir.name, state["epoch"]))
+        if (fold_dir.name, state["epoch"]) == ("02_sub10", 1):
+            raise Interrupted
+
+    monkeypatch.setattr(train, "save_epoch_checkpoint", save_then_maybe_stop)
+    train.main(_args(tiny_cache, tmp_path / "a", "--folds", "0"))
+    with pytest.raises(Interrupted):
+        train.main(_args(tiny_cache, tmp_path / "b", "--folds", "1-2"))
+    finished = tmp_path / "b" / "folds" / "01_sub02" / "result.json"
+    mtime = finished.stat().st_mtime_ns
+    assert not (tmp_path / "b" / "folds" / "02_sub10" / "result.json").exists()
+    saved.clear()
+    train.main(_args(tiny_cache, tmp_path / "b", "--folds", "1-2"))
+    assert saved == [("02_sub10", 2)]  # only the last epoch of the unfinished fold
+    assert finished.stat().st_mtime_ns == mtime
+
+    merged = merge.merge_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "merged")
+    single = json.loads((full_run / "results.json").read_text())
+    assert merged["complete"]
+    assert _fold_table(tmp_path / "a") + _fold_table(tmp_path / "b") == _fold_table(full_run)
+    for protocol in ("paper", "pooled"):
+        assert merged[protocol] == single[protocol]
+    assert (tmp_path / "merged" / "confusion_matrix.png").is_file()
+
+
+@pytest.mark.slow
+def test_resume_with_other_config_is_refused(full_run, tiny_cache, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(_args(tiny_cache, full_run, "--epochs", "3", "--sampler", "random"))
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err
+    assert "config.epochs: 2 (run) != 3 (now)" in message
+    assert "config.sampler: 'probabilistic' (run) != 'random' (now)" in message
+
+
+@pytest.mark.slow
+def test_merge_refuses_mismatched_runs(full_run, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(full_run, other)
+    record = json.loads((other / "config.json").read_text())
+    record["settings"]["config"]["lambdas"] = [0.0, 0.0, 1.0]
+    (other / "config.json").write_text(json.dumps(record))
+    with pytest.raises(train.ConfigMismatchError) as error:
+        merge.merge_runs([full_run, other], tmp_path / "merged")
+    assert f"config.lambdas: [0.0, 0.0, 1.0] ({other}) != [0.07, 0.71, 0.22] ({full_run})" in str(error.value)
+    assert not (tmp_path / "merged").exists()
+
+
+def test_loss_table_lambdas_renormalise_the_paper_weights():
+    rows = {folder: changes["lambdas"] for _, folder, changes in ablation.loss_rows((0.07, 0.71, 0.22))}
+    np.testing.assert_allclose(rows["lc"], (0, 0, 1))
+    np.testing.assert_allclose(rows["lc_wrst"], (0, 0.71 / 0.93, 0.22 / 0.93))
+    np.testing.assert_allclose(rows["lc_id"], (0.07 / 0.29, 0, 0.22 / 0.29))
+    np.testing.assert_allclose(rows["lc_id_wrst"], (0.07, 0.71, 0.22))
+    with pytest.raises(ValueError, match=r"got lambdas \(0.5, 0.5, 0.0\)"):
+        ablation.loss_rows((0.5, 0.5, 0.0))
+
+
+@pytest.mark.slow
+def test_sampler_table(tiny_cache, tmp_path, capsys):
+    ablation.main(["--table", "sampler", "--cache", str(tiny_cache), "--preset", "tiny", "--epochs", "1",
+                   "--folds", "0", "--verbose", "0", "--out", str(tmp_path)])
+    table = pd.read_csv(tmp_path / "table.csv")
+    assert table["sampler"].tolist() == ["deterministic", "random", "probabilistic"]
+    for row in table.itertuples():
+        results = json.loads((tmp_path / row.folder / "results.json").read_text())
+        assert row.acc == pytest.approx(100 * results["paper"]["accuracy"])
+        assert row.f1 == pytest.approx(100 * results["paper"]["f1"])
+        settings = json.loads((tmp_path / row.folder / "config.json").read_text())["settings"]
+        assert settings["config"]["sampler"] == row.sampler
+    printed = capsys.readouterr().out
+    assert "| Sampling | Acc | F1-score |" in printed and "| Deterministic |" in printed
+    assert (tmp_path / "table.md").read_text() in printed
+
+
+MIRRORED_SCRIPT = """
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from cmnet_keras import train
+train.main(sys.argv[1:])
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_over_two_replicas(tiny_cache, tmp_path):
+    out = tmp_path / "mirrored"
+    done = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, *_args(tiny_cache, out, "--epochs", "1", "--folds",
+                                                                         "0", "--strategy", "mirrored")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "strategy mirrored: 2 replicas in sync" in done.stdout
+    result = json.loads((out / "folds" / "00_sub01" / "result.json").read_text())
+    assert result["n"] == 2 and len(result["history"]["ce_loss"]) == 1

@@ -1,0 +1,178 @@
+"""λ grid search (tuning.grid): simplex points, resume, failed trials, the CLI on a tiny cache."""
+
+import fractions
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cmnet_keras.config import CMNetConfig, get_config
+from cmnet_keras.data import cache
+from tuning import grid
+
+
+def independent_simplex(step):
+    """Every (a, b, 1 - a - b) with a, b multiples of `step` and all three >= 0, in exact fractions."""
+    step = fractions.Fraction(step).limit_denominator(1000)
+    n = int(1 / step)
+    return sorted((float(i * step), float(j * step), float(1 - (i + j) * step))
+                  for i in range(n + 1) for j in range(n + 1) if (i + j) * step <= 1)
+
+
+@pytest.mark.parametrize("step, count", [(0.5, 6), (0.25, 15), (0.1, 66), (0.3, 10)])
+def test_simplex_grid_equals_independent_enumeration(step, count):
+    points = grid.simplex_grid(step)
+    expected = independent_simplex(step)
+    assert len(points) == len(expected) == count
+    np.testing.assert_allclose(sorted(points), expected, atol=1e-12)
+    assert all(min(p) >= 0 and abs(sum(p) - 1) < 1e-9 for p in points)
+
+
+def test_paper_lambdas_are_a_grid_point_with_step_001():
+    points = grid.simplex_grid(0.01)
+    assert len(points) == 101 * 102 // 2
+    assert (0.07, 0.71, 0.22) in points
+    assert grid.parse_lambdas(grid.format_lambdas((0.07, 0.71, 0.22))) == (0.07, 0.71, 0.22)
+    for point in points:  # every point is a valid config (λ sum to 1 within 1e-6)
+        CMNetConfig(lambdas=point)
+
+
+@pytest.mark.parametrize("step", [0.0, -0.1, 1.5])
+def test_bad_step_is_refused(step):
+    with pytest.raises(ValueError, match="step"):
+        grid.simplex_grid(step)
+
+
+class StubObjective:
+    """Records the λ it is called with; scores 0.1 + 0.8 λ2 + 0.05 λ1; raises for chosen λ."""
+
+    def __init__(self, fail=(), interrupt_at=None):
+        self.calls, self.fail, self.interrupt_at = [], set(fail), interrupt_at
+
+    def __call__(self, config, cache_dir, out, folds=None, verbose=1):
+        self.calls.append(config.lambdas)
+        if self.interrupt_at is not None and len(self.calls) == self.interrupt_at:
+            raise KeyboardInterrupt
+        if config.lambdas in self.fail:
+            raise ValueError(f"injected failure for {config.lambdas}")
+        l1, l2, _ = config.lambdas
+        return {grid.OBJECTIVE: 0.1 + 0.8 * l2 + 0.05 * l1, "fold_accuracy": {"sub01": l2}}
+
+
+def _search(out, objective, **kwargs):
+    return grid.run_search(get_config("tiny"), "unused-cache", out, step=0.5, objective_fn=objective, verbose=0,
+                           **kwargs)
+
+
+def test_rerun_continues_the_search(tmp_path):
+    out = tmp_path / "search"
+    first = StubObjective()
+    _search(out, first, max_trials=2)
+    assert len(first.calls) == 2
+    second = StubObjective()
+    _, best = _search(out, second)
+    assert len(second.calls) == 4
+    assert sorted(first.calls + second.calls) == independent_simplex(0.5)
+    third = StubObjective()
+    _search(out, third)
+    assert third.calls == []
+    table = pd.read_csv(out / "trials.csv")
+    assert len(table) == 6 and set(table["status"]) == {"COMPLETED"}
+    assert best["lambdas"] == [0.0, 1.0, 0.0] and best[grid.OBJECTIVE] == pytest.approx(0.9)
+    assert json.loads((out / "best.json").read_text())["best"]["lambdas"] == [0.0, 1.0, 0.0]
+
+
+def test_interrupted_trial_runs_again_on_rerun(tmp_path):
+    out = tmp_path / "search"
+    first = StubObjective(interrupt_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        _search(out, first)
+    second = StubObjective()
+    _search(out, second)
+    assert second.calls[0] == first.calls[-1]  # the interrupted point first
+    assert sorted(first.calls[:2] + second.calls) == independent_simplex(0.5)
+    table = pd.read_csv(out / "trials.csv")
+    assert len(table) == 6 and set(table["status"]) == {"COMPLETED"}
+
+
+def test_failed_trial_is_reported_not_skipped(tmp_path, capsys):
+    out = tmp_path / "search"
+    _, best = _search(out, StubObjective(fail={(0.5, 0.0, 0.5)}))
+    table = pd.read_csv(out / "trials.csv", keep_default_na=False)
+    failed = table[table["status"] == "FAILED"]
+    assert len(table) == 6 and len(failed) == 1
+    assert failed[["lambda1", "lambda2", "lambda3"]].values.tolist() == [[0.5, 0.0, 0.5]]
+    assert failed["error"].item() == "ValueError: injected failure for (0.5, 0.0, 0.5)"
+    assert "| FAILED |" in (out / "trials.md").read_text()
+    assert "1 FAILED" in (out / "trials.md").read_text()
+    err = capsys.readouterr().err
+    assert "FAILED (λ = 0.5,0,0.5): ValueError: injected failure" in err
+    assert best["lambdas"] == [0.0, 1.0, 0.0]
+
+
+def test_consecutive_failures_stop_the_search_with_tables(tmp_path):
+    out = tmp_path / "search"
+    with pytest.raises(RuntimeError, match="consecutive failures"):
+        _search(out, StubObjective(fail=set(independent_simplex(0.5))), max_consecutive_failures=2)
+    table = pd.read_csv(out / "trials.csv")
+    assert table["status"].tolist() == ["FAILED", "FAILED"]
+
+
+def test_other_settings_are_refused(tmp_path):
+    out = tmp_path / "search"
+    _search(out, StubObjective(), max_trials=1)
+    with pytest.raises(ValueError, match="step: 0.5 -> 0.25"):
+        grid.run_search(get_config("tiny"), "unused-cache", out, step=0.25, objective_fn=StubObjective(), verbose=0)
+    runs = StubObjective()
+    grid.run_search(get_config("tiny"), "unused-cache", out, step=0.25, objective_fn=runs, verbose=0,
+                    max_trials=1, overwrite=True)
+    assert len(runs.calls) == 1 and len(pd.read_csv(out / "trials.csv")) == 1
+
+
+def test_missing_tensorboard_fails_fast(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "tensorboard.plugins.hparams.api", None)
+    with pytest.raises(ImportError, match="pip install tensorboard"):
+        grid.check_tensorboard()
+    assert grid.main(["--cache", str(tmp_path), "--out", str(tmp_path / "s")]) == 1
+    assert "tensorboard" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def write_cache(folder, subjects, size=32):
+    """A tiny cache in the documented format: noise clips, two per subject."""
+    rng = np.random.default_rng(0)
+    names = ["negative", "positive"]
+    cache.prepare_cache(folder, {"dataset": "synthetic", "class_names": names, "image_size": size,
+                                 "num_frames": 16, "cropped": True})
+    records = []
+    for subject in subjects:
+        for label in (0, 1):
+            record = {"clip_id": f"EP0{label}", "subject": subject, "label": label, "emotion": names[label],
+                      "apex": 8, "apex_source": "annotated", "file": cache.clip_relpath(subject, f"EP0{label}"),
+                      "num_source_frames": 16}
+            frames = rng.integers(0, 100, (16, size, size, 3)) + 100 * label
+            cache.save_clip(folder, record, frames.astype(np.uint8))
+            records.append(record)
+    cache.write_index(folder, records)
+    return folder
+
+
+@pytest.mark.slow
+def test_cli_runs_a_loso_trial(tmp_path, capsys):
+    cache_dir = write_cache(tmp_path / "cache", ["sub01", "sub02"])
+    out = tmp_path / "runs" / "t"
+    args = ["--cache", str(cache_dir), "--preset", "tiny", "--epochs", "1", "--step", "0.5", "--folds", "0",
+            "--max-trials", "1", "--verbose", "0", "--out", str(out)]
+    assert grid.main(args) == 0
+    table = pd.read_csv(out / "trials.csv")
+    assert table[["lambda1", "lambda2", "lambda3", "status"]].values.tolist() == [[0.0, 0.0, 1.0, "COMPLETED"]]
+    # The objective is the held-out subject's accuracy, recomputed from the fold's predictions.
+    (predictions,) = out.glob("trial_*/loso/folds/00_sub01/predictions.csv")
+    clips = pd.read_csv(predictions)
+    assert table[grid.OBJECTIVE].item() == pytest.approx((clips["label"] == clips["pred"]).mean())
+    assert "Best λ = (0.0, 0.0, 1.0)" in capsys.readouterr().out
+    other_folds = [a if a != "0" else "1" for a in args]
+    assert grid.main(other_folds) == 1
+    assert "folds: [0] -> [1]" in capsys.readouterr().err

@@ -1,0 +1,1 @@
+"""Hyper-parameter search for CMNet (KerasTuner): the λ grid of Eq. 10 (`tuning.grid`)."""
