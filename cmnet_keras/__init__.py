@@ -1,7 +1,13 @@
-"""cmnet-keras: CMNet (Wei et al., AAAI 2023) for micro-expression recognition in Keras 3."""
+"""cmnet-keras: CMNet (Wei et al., AAAI 2023) for micro-expression recognition in Keras 3.
 
+Importing the package registers every custom layer, loss and the model with
+Keras, so `keras.models.load_model("model.keras")` works after `import cmnet_keras`.
+"""
+
+from cmnet_keras import layers, losses
 from cmnet_keras.config import PRESETS, CMNetConfig, get_config
+from cmnet_keras.models import CMNet, build_cmnet
 
 __version__ = "0.1.0"
 
-__all__ = ["CMNetConfig", "PRESETS", "get_config", "__version__"]
+__all__ = ["CMNet", "CMNetConfig", "PRESETS", "build_cmnet", "get_config", "layers", "losses", "__version__"]

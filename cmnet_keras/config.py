@@ -25,6 +25,9 @@ class CMNetConfig:
     # Intensity clues encoder: conv filters per stage and output width.
     ice_filters: tuple = (32, 64, 128, 128)
     ice_dim: int = 128
+    # BatchNormalization momentum of both encoders: 0.9 equals PyTorch's
+    # default (0.1); Keras's 0.99 lags far behind the weights in short runs.
+    bn_momentum: float = 0.9
     lstm_units: int = 256
     # Intensity distillation (eq. 1).
     sampler: str = "probabilistic"
@@ -82,6 +85,8 @@ class CMNetConfig:
             )
         if not 0.0 < self.epsilon < 1.0:
             raise ValueError(f"epsilon must be in (0, 1), got {self.epsilon}")
+        if not 0.0 <= self.bn_momentum < 1.0:
+            raise ValueError(f"bn_momentum must be in [0, 1), got {self.bn_momentum}")
         if not 0.0 < self.eta_init < 1.0:
             raise ValueError(f"eta_init must be in (0, 1), got {self.eta_init}")
         for name in ("tau", "rank_temperature", "learning_rate"):

@@ -8,6 +8,11 @@
   run directory, the other workers write theirs under `<out>/workers/<task_id>`.
 
 `--batch-size` is the global batch size: it is split over the replicas.
+
+Known limitation: with Keras 3.15 and more than one worker, `fit` fails before
+the first step when the inputs are a dict (CMNet's `{"frames", "apex"}`): the
+TF trainer's symbolic build all-reduces the nested batch
+(keras-team/keras#20329). A single worker and MirroredStrategy work.
 """
 
 import contextlib

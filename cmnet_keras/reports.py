@@ -15,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from cmnet_keras import metrics  # noqa: E402
 
@@ -187,6 +188,7 @@ def plot_intensity_curves(clips, class_names, path):
                      f"true {class_names[clip['label']]}, pred {class_names[clip['pred']]}", fontsize=9)
         ax.set_xlabel("frame")
         ax.set_ylabel("intensity")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if clips:
         axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
@@ -199,8 +201,6 @@ def plot_training_curves(history, path, title=""):
     CMNet computes no views in evaluation (val_id_loss = 0), so validation is
     drawn only for the terms that are comparable: L_Wrst, L_C and accuracy.
     """
-    from matplotlib.ticker import MaxNLocator
-
     keys = [k for k in (*LOSS_KEYS, "accuracy") if history.get(k)]
     fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(3.2 * max(len(keys), 1), 3), squeeze=False)
     for ax, key in zip(axes.flat, keys):

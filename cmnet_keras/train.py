@@ -13,7 +13,7 @@ subjects only and is just reported.
 
 Run directory (`--out`):
     config.json                 settings (compared on resume), versions, command line
-    folds/<NN>_<subject>/       checkpoint.keras + state.json (last finished epoch),
+    folds/<NN>_<subject>/       epoch_<E>.keras + state.json (last finished epoch),
                                 result.json (marks the fold finished), predictions.csv,
                                 training_curves.png, intensity.png
     results.json, results.csv   both protocols; folds.csv, predictions.csv,
@@ -43,9 +43,9 @@ from cmnet_keras import distribute, metrics, reports
 from cmnet_keras.config import PRESETS, SAMPLERS, get_config
 from cmnet_keras.data.folds import fold_seed, fold_subjects, loso_folds
 
-CHECKPOINT_FILE = "checkpoint.keras"
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.json"
+FINAL_MODEL_FILE = "model.keras"
 VERSION_PACKAGES = ("keras", "tensorflow", "tensorflow-cpu", "jax", "torch", "numpy", "pandas",
                     "scikit-learn", "mediapipe", "cmnet-keras")
 
@@ -182,12 +182,20 @@ def _seed_states(model):
 
 
 def save_epoch_checkpoint(model, fold_dir, state):
-    """Saves the model (weights, optimizer state), then `state` (finished epochs, history, time, RNG states)."""
-    tmp = fold_dir / f"{CHECKPOINT_FILE}.tmp.keras"
-    model.save(tmp)
-    tmp.replace(fold_dir / CHECKPOINT_FILE)
+    """Saves the model (weights, optimizer state) as `epoch_<E>.keras`, then `state` (finished epochs,
+    history, time, RNG states, checkpoint name), then removes the older checkpoint.
+
+    state.json is written last and atomically: a run killed at any point resumes
+    from a consistent (checkpoint, state) pair.
+    """
+    name = f"epoch_{state['epoch']:03d}.keras"
+    model.save(fold_dir / name)
+    state["checkpoint"] = name
     state["seed_states"] = [keras.ops.convert_to_numpy(v).tolist() for v in _seed_states(model)]
     reports.write_json(fold_dir / STATE_FILE, state)
+    for old in fold_dir.glob("epoch_*.keras"):
+        if old.name != name:
+            old.unlink()
 
 
 def _restore_or_build(fold_dir, config, steps_per_epoch):
@@ -195,8 +203,9 @@ def _restore_or_build(fold_dir, config, steps_per_epoch):
     from cmnet_keras.models import build_cmnet
 
     state_path = fold_dir / STATE_FILE
-    if state_path.is_file() and (fold_dir / CHECKPOINT_FILE).is_file():
-        model, state = keras.models.load_model(fold_dir / CHECKPOINT_FILE), json.loads(state_path.read_text())
+    if state_path.is_file():
+        state = json.loads(state_path.read_text())
+        model = keras.models.load_model(fold_dir / state["checkpoint"])
         for variable, value in zip(_seed_states(model), state["seed_states"], strict=True):
             variable.assign(np.asarray(value, dtype=variable.dtype))
         return model, state
@@ -327,6 +336,32 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
     return results
 
 
+def train_final_model(cache_dir, config, out, verbose=1):
+    """Trains one model on every subject for `config.epochs` epochs and saves `<out>/model.keras`.
+
+    This is the model to deploy (`cmnet_keras.export`, `cmnet_keras.predict`); it has no
+    held-out subject, so its scores are the LOSO ones. An existing `model.keras` is kept.
+    """
+    from cmnet_keras.data.cache import read_index
+    from cmnet_keras.data.pipeline import make_dataset
+    from cmnet_keras.models import build_cmnet
+
+    path = Path(out) / FINAL_MODEL_FILE
+    if path.is_file():
+        print(f"final model {path} exists: kept", flush=True)
+        return path
+    config = config_for_cache(config, cache_dir)
+    index = read_index(cache_dir)
+    keras.utils.set_random_seed(fold_seed(config.seed, len(fold_subjects(index)), 0))
+    model = build_cmnet(config, steps_per_epoch=-(-len(index) // config.batch_size))
+    print(f"final model: training on all {len(index)} clips for {config.epochs} epochs", flush=True)
+    data = make_dataset(cache_dir, index=index, batch_size=config.batch_size, shuffle=True, seed=config.seed)
+    model.fit(data, epochs=config.epochs, verbose=verbose)
+    model.save(path)
+    print(f"final model saved to {path}", flush=True)
+    return path
+
+
 def add_training_arguments(parser):
     """The options shared by `cmnet_keras.train` and `cmnet_keras.ablation`."""
     parser.add_argument("--cache", help="preprocessed cache folder (default: the embedded dataset)")
@@ -383,6 +418,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m cmnet_keras.train", description=__doc__.split("\n\n")[0])
     add_training_arguments(parser)
     parser.add_argument("--out", required=True, help="run directory (rerun the same command to resume)")
+    parser.add_argument("--final-model", action="store_true",
+                        help="after LOSO, also train on every subject and save <out>/model.keras for deployment")
     args = parser.parse_args(argv)
     command = [sys.executable, "-m", "cmnet_keras.train", *(sys.argv[1:] if argv is None else argv)]
     try:
@@ -391,6 +428,8 @@ def main(argv=None):
         parser.error(str(error))
     try:
         run_from_args(args, args.out, config, command)
+        if args.final_model:
+            train_final_model(resolve_cache(args, config), config, args.out, verbose=args.verbose)
     except (ConfigMismatchError, FileNotFoundError) as error:
         parser.exit(2, f"error: {error}\n")
 

@@ -208,6 +208,17 @@ def test_pipeline_yields_model_inputs(casme2_tree, tmp_path):
     assert sum(b[1].shape[0] for b in repeated.as_numpy_iterator()) == 12
 
 
+def test_pipeline_reads_a_relative_cache_dir(casme2_tree, tmp_path, monkeypatch):
+    root, _ = casme2_tree
+    assert run_cli(root, tmp_path / "cache") == 0
+    from cmnet_keras.data.pipeline import make_dataset
+
+    monkeypatch.chdir(tmp_path)
+    (inputs, _), *_ = make_dataset("cache", batch_size=5).as_numpy_iterator()
+    first = cache.read_index(tmp_path / "cache").file.iloc[0]
+    np.testing.assert_array_equal(inputs["frames"][0], np.load(tmp_path / "cache" / first)["frames"])
+
+
 def test_read_index_keeps_zero_padded_subjects(tmp_path):
     record = {"clip_id": "006_1_2", "subject": "006", "label": 0, "emotion": "anger", "apex": 3,
               "apex_source": "annotated", "file": cache.clip_relpath("006", "006_1_2"), "num_source_frames": 14}

@@ -87,9 +87,9 @@ def test_loso_folds_hold_out_one_subject(tmp_path):
     assert [f.subject for f in loso_folds(cache_dir, subjects=["s10"])] == ["s10"]
     assert next(iter(loso_folds(cache_dir))).validation is None
     with pytest.raises(ValueError, match=r"\['s7'\] are not in"):
-        list(loso_folds(cache_dir, subjects=["s7"]))
+        loso_folds(cache_dir, subjects=["s7"])
     with pytest.raises(ValueError, match=r"validation_subjects must be in \[0, 2\].*got 3"):
-        list(loso_folds(cache_dir, validation_subjects=3))
+        loso_folds(cache_dir, validation_subjects=3)
 
 
 def test_parse_folds():
@@ -110,7 +110,7 @@ def test_run_writes_results_and_plots(full_run, tiny_cache):
     fold_dirs = sorted(p.name for p in (full_run / "folds").iterdir())
     assert fold_dirs == ["00_sub01", "01_sub02", "02_sub10"]
     for name in fold_dirs:
-        for file in ("result.json", "predictions.csv", "training_curves.png", "intensity.png", "checkpoint.keras"):
+        for file in ("result.json", "predictions.csv", "training_curves.png", "intensity.png", "epoch_002.keras"):
             assert (full_run / "folds" / name / file).stat().st_size > 0
     results = json.loads((full_run / "results.json").read_text())
     assert results["complete"] and len(results["folds"]) == 3
@@ -159,6 +159,7 @@ def test_split_interrupted_resumed_and_merged_runs_equal_one_run(full_run, tiny_
     finished = tmp_path / "b" / "folds" / "01_sub02" / "result.json"
     mtime = finished.stat().st_mtime_ns
     assert not (tmp_path / "b" / "folds" / "02_sub10" / "result.json").exists()
+    assert [p.name for p in (tmp_path / "b" / "folds" / "02_sub10").glob("*.keras")] == ["epoch_001.keras"]
     saved.clear()
     train.main(_args(tiny_cache, tmp_path / "b", "--folds", "1-2"))
     assert saved == [("02_sub10", 2)]  # only the last epoch of the unfinished fold

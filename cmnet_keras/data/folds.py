@@ -41,7 +41,7 @@ def fold_seed(seed, fold_number, *extra):
 
 
 def loso_folds(cache_dir, batch_size=8, seed=0, subjects=None, validation_subjects=0):
-    """Yields one `LOSOFold` per subject of a preprocessed cache.
+    """One `LOSOFold` per subject of a preprocessed cache (an iterator; arguments are checked at once).
 
     The held-out subject's clips form `test` (in index order, unshuffled);
     every other subject trains. With `validation_subjects=K`, K training
@@ -56,6 +56,7 @@ def loso_folds(cache_dir, batch_size=8, seed=0, subjects=None, validation_subjec
         subjects: subjects to hold out (default: all, in `fold_subjects` order).
         validation_subjects: number of training subjects used for validation.
     """
+    # Imported here: the pipeline is TF-only, the dataclass above must stay importable without it.
     from cmnet_keras.data.cache import read_index
     from cmnet_keras.data.pipeline import make_dataset
 
@@ -73,6 +74,10 @@ def loso_folds(cache_dir, batch_size=8, seed=0, subjects=None, validation_subjec
     unknown = [s for s in wanted if s not in order]
     if unknown:
         raise ValueError(f"subjects {unknown} are not in {cache_dir}; it has {order}")
+    return _folds(cache_dir, index, order, wanted, batch_size, seed, validation_subjects, make_dataset)
+
+
+def _folds(cache_dir, index, order, wanted, batch_size, seed, validation_subjects, make_dataset):
     for subject in wanted:
         number = order.index(subject)
         others = [s for s in order if s != subject]

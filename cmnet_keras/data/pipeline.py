@@ -37,7 +37,7 @@ def make_dataset(cache_dir, index=None, batch_size=8, shuffle=False, seed=0, rep
     if missing:
         raise ValueError(f"index lacks columns {missing}")
     num_frames, size = int(meta["num_frames"]), int(meta["image_size"])
-    paths = [str(cache_dir / f) for f in index["file"]]
+    paths = [str(f) for f in index["file"]]
     apex = np.asarray(index["apex"], np.int32)
     label = np.asarray(index["label"], np.int32)
     bad = np.flatnonzero((apex < 0) | (apex >= num_frames))

@@ -11,19 +11,21 @@ class BasicBlock(layers.Layer):
     Args:
         filters: output channels.
         strides: stride of the first conv (and of the projection).
+        bn_momentum: momentum of the BatchNormalization moving statistics.
     """
 
-    def __init__(self, filters, strides=1, **kwargs):
+    def __init__(self, filters, strides=1, bn_momentum=0.9, **kwargs):
         super().__init__(**kwargs)
         if filters < 1 or strides < 1:
             raise ValueError(f"BasicBlock needs filters, strides >= 1, got {filters}, {strides}")
         self.filters = int(filters)
         self.strides = int(strides)
+        self.bn_momentum = float(bn_momentum)
         conv = dict(use_bias=False, kernel_initializer="he_normal")
         self.conv1 = layers.Conv2D(filters, 3, strides, padding="same", **conv)
-        self.bn1 = layers.BatchNormalization()
+        self.bn1 = layers.BatchNormalization(momentum=self.bn_momentum)
         self.conv2 = layers.Conv2D(filters, 3, padding="same", **conv)
-        self.bn2 = layers.BatchNormalization()
+        self.bn2 = layers.BatchNormalization(momentum=self.bn_momentum)
         self.project = None
         self.project_bn = None
 
@@ -31,7 +33,7 @@ class BasicBlock(layers.Layer):
         if self.strides != 1 or input_shape[-1] != self.filters:
             conv = dict(use_bias=False, kernel_initializer="he_normal")
             self.project = layers.Conv2D(self.filters, 1, self.strides, **conv)
-            self.project_bn = layers.BatchNormalization()
+            self.project_bn = layers.BatchNormalization(momentum=self.bn_momentum)
             self.project.build(input_shape)
             self.project_bn.build(self.project.compute_output_shape(input_shape))
         self.conv1.build(input_shape)
@@ -50,7 +52,8 @@ class BasicBlock(layers.Layer):
         return self.conv1.compute_output_shape(input_shape)
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "strides": self.strides}
+        return {**super().get_config(), "filters": self.filters, "strides": self.strides,
+                "bn_momentum": self.bn_momentum}
 
 
 def check_frames_shape(shape):
@@ -87,24 +90,26 @@ class FacialFeatureEncoder(layers.Layer):
     Args:
         width: stem width (64 in ResNet-18); stages use width, 2w, 4w, 8w.
         blocks: basic blocks per stage ((2, 2, 2, 2) in ResNet-18).
+        bn_momentum: momentum of the BatchNormalization moving statistics.
     """
 
-    def __init__(self, width=64, blocks=(2, 2, 2, 2), **kwargs):
+    def __init__(self, width=64, blocks=(2, 2, 2, 2), bn_momentum=0.9, **kwargs):
         super().__init__(**kwargs)
         blocks = tuple(int(b) for b in blocks)
         if width < 1 or not blocks or min(blocks) < 1:
             raise ValueError(f"FacialFeatureEncoder needs width >= 1 and blocks >= 1, got width={width}, blocks={blocks}")
         self.width = int(width)
         self.blocks = blocks
+        self.bn_momentum = float(bn_momentum)
         self.output_dim = self.width * 2 ** (len(blocks) - 1)
         self.stem = [
             layers.Conv2D(self.width, 7, 2, padding="same", use_bias=False, kernel_initializer="he_normal"),
-            layers.BatchNormalization(),
+            layers.BatchNormalization(momentum=self.bn_momentum),
             layers.ReLU(),
             layers.MaxPooling2D(3, 2, padding="same"),
         ]
         self.stages = [
-            BasicBlock(self.width * 2**stage, 2 if stage > 0 and i == 0 else 1)
+            BasicBlock(self.width * 2**stage, 2 if stage > 0 and i == 0 else 1, self.bn_momentum)
             for stage, count in enumerate(blocks)
             for i in range(count)
         ]
@@ -129,4 +134,5 @@ class FacialFeatureEncoder(layers.Layer):
         return (*tuple(input_shape)[:-3], self.output_dim)
 
     def get_config(self):
-        return {**super().get_config(), "width": self.width, "blocks": list(self.blocks)}
+        return {**super().get_config(), "width": self.width, "blocks": list(self.blocks),
+                "bn_momentum": self.bn_momentum}

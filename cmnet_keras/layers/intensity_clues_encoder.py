@@ -16,20 +16,22 @@ class IntensityCluesEncoder(layers.Layer):
     Args:
         filters: conv filters per stage.
         output_dim: width of the intensity feature z.
+        bn_momentum: momentum of the BatchNormalization moving statistics.
     """
 
-    def __init__(self, filters=(32, 64, 128, 128), output_dim=128, **kwargs):
+    def __init__(self, filters=(32, 64, 128, 128), output_dim=128, bn_momentum=0.9, **kwargs):
         super().__init__(**kwargs)
         filters = tuple(int(f) for f in filters)
         if not filters or min(filters) < 1 or output_dim < 1:
             raise ValueError(f"IntensityCluesEncoder needs filters >= 1 and output_dim >= 1, got filters={filters}, output_dim={output_dim}")
         self.filters = filters
         self.output_dim = int(output_dim)
+        self.bn_momentum = float(bn_momentum)
         self.stages = []
         for f in filters:
             self.stages += [
                 layers.Conv2D(f, 3, 2, padding="same", use_bias=False, kernel_initializer="he_normal"),
-                layers.BatchNormalization(),
+                layers.BatchNormalization(momentum=self.bn_momentum),
                 layers.ReLU(),
             ]
         self.pool = layers.GlobalAveragePooling2D()
@@ -52,4 +54,5 @@ class IntensityCluesEncoder(layers.Layer):
         return (*tuple(input_shape)[:-3], self.output_dim)
 
     def get_config(self):
-        return {**super().get_config(), "filters": list(self.filters), "output_dim": self.output_dim}
+        return {**super().get_config(), "filters": list(self.filters), "output_dim": self.output_dim,
+                "bn_momentum": self.bn_momentum}

@@ -59,8 +59,8 @@ class CMNet(keras.Model):
         self.augment = ViewAugmentation(
             config.jitter_strength, config.grayscale_rate, config.blur_sigma, seed=config.seed
         )
-        self.ffe = FacialFeatureEncoder(config.ffe_width, config.ffe_blocks, name="ffe")
-        self.ice = IntensityCluesEncoder(config.ice_filters, config.ice_dim, name="ice")
+        self.ffe = FacialFeatureEncoder(config.ffe_width, config.ffe_blocks, config.bn_momentum, name="ffe")
+        self.ice = IntensityCluesEncoder(config.ice_filters, config.ice_dim, config.bn_momentum, name="ice")
         self.squeeze = Squeeze(name="squeeze")
         self.extend = Extend(self.ffe.output_dim, name="extend")
         self.sampler = NegativeSampler(config.sampler, config.num_negatives, config.tau, seed=config.seed + 1)
