@@ -13,6 +13,7 @@ instead of a frame folder; its first frame is taken as the onset frame.
 
 import collections
 import dataclasses
+import functools
 import pathlib
 import re
 import warnings
@@ -138,7 +139,8 @@ def read_dataset(name, root, cropped=False):
         DatasetSpec. Rows that cannot become clips are warned about (naming the
         file and row or folder) and listed in `dropped.problems`.
     """
-    by_name = {"casme2": _read_casme2, "samm": _read_samm, "smic": _read_smic, "manifest": _read_manifest}
+    by_name = {"casme2": functools.partial(_read_sheet_dataset, "casme2"),
+               "samm": functools.partial(_read_sheet_dataset, "samm"), "smic": _read_smic, "manifest": _read_manifest}
     if name not in by_name:
         raise ValueError(f"Unknown dataset {name!r}; choose one of {DATASETS}")
     root = pathlib.Path(root)
@@ -288,23 +290,22 @@ def _folder_clip(dataset, folder, subject, clip_id, label, emotion, row, source,
     return ClipSpec(dataset, subject, clip_id, folder, files, label, emotion, onset, apex, offset, len(files), source)
 
 
-def _read_casme2(root, cropped):
-    class_names = CLASS_SETS["casme2"]
-    sheet = _find_sheet(root, ("CASME2-coding*.xlsx", "CASME2-coding*.csv", "CASME2*.xlsx", "CASME2*.csv"), "CASME II")
-    frames_dir = _find_frames_dir(root, r"sub\d+", cropped, "CASME II frames")
-    dropped = DropSummary()
-    clips = _sheet_clips("casme2", sheet, frames_dir, class_names, dropped)
-    return DatasetSpec("casme2", class_names, clips, dropped)
+SHEET_LAYOUTS = {
+    # name: (sheet file patterns, subject folder pattern, what to call it in errors)
+    "casme2": (("CASME2-coding*.xlsx", "CASME2-coding*.csv", "CASME2*.xlsx", "CASME2*.csv"), r"sub\d+", "CASME II"),
+    "samm": (("SAMM_Micro_FACS_Codes*.xlsx", "SAMM_Micro_FACS_Codes*.csv", "SAMM*.xlsx", "SAMM*.csv"), r"\d+", "SAMM"),
+}
 
 
-def _read_samm(root, cropped):
-    class_names = CLASS_SETS["samm"]
-    sheet = _find_sheet(root, ("SAMM_Micro_FACS_Codes*.xlsx", "SAMM_Micro_FACS_Codes*.csv", "SAMM*.xlsx", "SAMM*.csv"),
-                        "SAMM")
-    frames_dir = _find_frames_dir(root, r"\d+", cropped, "SAMM frames")
+def _read_sheet_dataset(name, root, cropped):
+    """CASME II or SAMM: an annotation sheet plus one frame folder per clip under subject folders."""
+    patterns, subject_pattern, label = SHEET_LAYOUTS[name]
+    class_names = CLASS_SETS[name]
+    sheet = _find_sheet(root, patterns, label)
+    frames_dir = _find_frames_dir(root, subject_pattern, cropped, f"{label} frames")
     dropped = DropSummary()
-    clips = _sheet_clips("samm", sheet, frames_dir, class_names, dropped)
-    return DatasetSpec("samm", class_names, clips, dropped)
+    clips = _sheet_clips(name, sheet, frames_dir, class_names, dropped)
+    return DatasetSpec(name, class_names, clips, dropped)
 
 
 def _read_smic(root, cropped):

@@ -80,6 +80,22 @@ def unfold_frames(features, inner):
     return ops.reshape(features, (-1, *inner, features.shape[-1]))
 
 
+def build_sequence(sequence, input_shape):
+    """Builds `sequence` layer after layer on folded frames of `input_shape` `[..., H, W, C]`."""
+    check_frames_shape(input_shape)
+    shape = (None, *tuple(input_shape)[-3:])
+    for layer in sequence:
+        layer.build(shape)
+        shape = layer.compute_output_shape(shape)
+
+
+def call_sequence(sequence, x, training):
+    """Applies `sequence` to `x`, passing `training` to the layers that take it."""
+    for layer in sequence:
+        x = layer(x, training=training) if isinstance(layer, (layers.BatchNormalization, BasicBlock)) else layer(x)
+    return x
+
+
 @keras.saving.register_keras_serializable(package="cmnet_keras")
 class FacialFeatureEncoder(layers.Layer):
     """ResNet-18 (He et al. 2016) without its classifier: one texture vector per frame.
@@ -116,19 +132,11 @@ class FacialFeatureEncoder(layers.Layer):
         self.pool = layers.GlobalAveragePooling2D()
 
     def build(self, input_shape):
-        check_frames_shape(input_shape)
-        shape = (None, *tuple(input_shape)[-3:])
-        for layer in [*self.stem, *self.stages, self.pool]:
-            layer.build(shape)
-            shape = layer.compute_output_shape(shape)
+        build_sequence([*self.stem, *self.stages, self.pool], input_shape)
 
     def call(self, frames, training=False):
         x, inner = fold_frames(frames)
-        for layer in self.stem:
-            x = layer(x, training=training) if isinstance(layer, layers.BatchNormalization) else layer(x)
-        for block in self.stages:
-            x = block(x, training=training)
-        return unfold_frames(self.pool(x), inner)
+        return unfold_frames(call_sequence([*self.stem, *self.stages, self.pool], x, training), inner)
 
     def compute_output_shape(self, input_shape):
         return (*tuple(input_shape)[:-3], self.output_dim)

@@ -3,7 +3,7 @@
 import keras
 from keras import layers
 
-from cmnet_keras.layers.facial_feature_encoder import check_frames_shape, fold_frames, unfold_frames
+from cmnet_keras.layers.facial_feature_encoder import build_sequence, call_sequence, fold_frames, unfold_frames
 
 
 @keras.saving.register_keras_serializable(package="cmnet_keras")
@@ -38,17 +38,11 @@ class IntensityCluesEncoder(layers.Layer):
         self.project = layers.Dense(self.output_dim)
 
     def build(self, input_shape):
-        check_frames_shape(input_shape)
-        shape = (None, *tuple(input_shape)[-3:])
-        for layer in [*self.stages, self.pool, self.project]:
-            layer.build(shape)
-            shape = layer.compute_output_shape(shape)
+        build_sequence([*self.stages, self.pool, self.project], input_shape)
 
     def call(self, frames, training=False):
         x, inner = fold_frames(frames)
-        for layer in self.stages:
-            x = layer(x, training=training) if isinstance(layer, layers.BatchNormalization) else layer(x)
-        return unfold_frames(self.project(self.pool(x)), inner)
+        return unfold_frames(call_sequence([*self.stages, self.pool, self.project], x, training), inner)
 
     def compute_output_shape(self, input_shape):
         return (*tuple(input_shape)[:-3], self.output_dim)
