@@ -4,7 +4,8 @@ import keras
 
 
 def default_optimizer(config, steps_per_epoch=None):
-    """SGD with the config's momentum and weight decay.
+    """SGD with the config's momentum and weight decay (`config.optimizer="sgd"`,
+    the paper), or AdamW with the config's weight decay (`"adamw"`).
 
     The learning rate starts at `config.learning_rate` and halves every
     `config.lr_halve_every_epochs` epochs (a staircase `ExponentialDecay`, which
@@ -25,6 +26,8 @@ def default_optimizer(config, steps_per_epoch=None):
             decay_rate=0.5,
             staircase=True,
         )
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=config.weight_decay)
     return keras.optimizers.SGD(
         learning_rate=learning_rate, momentum=config.momentum, weight_decay=config.weight_decay
     )

@@ -7,6 +7,7 @@ import scipy.ndimage
 
 from cmnet_keras.layers import (
     BasicBlock,
+    ClipFlip,
     Extend,
     FacialFeatureEncoder,
     IntensityCluesEncoder,
@@ -180,3 +181,20 @@ def test_bad_layer_arguments_name_the_value(make, message):
 def test_encoder_rejects_non_image_input():
     with pytest.raises(ValueError, match=r"got shape \(2, 16\)"):
         IntensityCluesEncoder((4,), 4)(np.zeros((2, 16), "float32"))
+
+
+def test_clip_flip_mirrors_whole_clips_in_training_only():
+    frames = _frames((6, 4, 5, 7, 3))
+    mirrored = frames[:, :, :, ::-1, :]  # numpy reference: left-right flip of every frame
+    np.testing.assert_array_equal(np.asarray(ClipFlip(1.0)(frames, training=True)), mirrored)
+    np.testing.assert_array_equal(np.asarray(ClipFlip(1.0)(frames, training=False)), frames)
+    np.testing.assert_array_equal(np.asarray(ClipFlip(0.0)(frames, training=True)), frames)
+    out = np.asarray(ClipFlip(0.5, seed=3)(np.repeat(frames[:1], 64, axis=0), training=True))
+    flipped = [np.array_equal(clip, mirrored[0]) for clip in out]
+    kept = [np.array_equal(clip, frames[0]) for clip in out]
+    assert all(f != k for f, k in zip(flipped, kept))  # each clip entirely one or the other
+    assert 10 < sum(flipped) < 54
+    layer = ClipFlip.from_config(ClipFlip(0.3, seed=5).get_config())
+    assert (layer.rate, layer.seed) == (0.3, 5)
+    with pytest.raises(ValueError, match="rate"):
+        ClipFlip(1.5)

@@ -1,5 +1,6 @@
 """CMNet layers, one concern per module; all written with `keras.ops`."""
 
+from cmnet_keras.layers.clip_flip import ClipFlip
 from cmnet_keras.layers.extend import Extend
 from cmnet_keras.layers.facial_feature_encoder import BasicBlock, FacialFeatureEncoder
 from cmnet_keras.layers.intensity_clues_encoder import IntensityCluesEncoder
@@ -10,6 +11,7 @@ from cmnet_keras.layers.view_augmentation import ViewAugmentation
 
 __all__ = [
     "BasicBlock",
+    "ClipFlip",
     "Extend",
     "FacialFeatureEncoder",
     "IntensityCluesEncoder",

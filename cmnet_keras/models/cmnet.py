@@ -9,6 +9,7 @@ from keras import ops
 from cmnet_keras.config import CMNetConfig
 from cmnet_keras.data.folds import LOSOFold
 from cmnet_keras.layers import (
+    ClipFlip,
     Extend,
     FacialFeatureEncoder,
     IntensityCluesEncoder,
@@ -56,6 +57,7 @@ class CMNet(keras.Model):
         config = CMNetConfig(**{k: kwargs.pop(k) for k in CONFIG_FIELDS if k in kwargs})
         super().__init__(**kwargs)
         self.config = config
+        self.clip_flip = ClipFlip(config.clip_flip_rate, seed=config.seed + 3, name="clip_flip")
         self.augment = ViewAugmentation(
             config.jitter_strength, config.grayscale_rate, config.blur_sigma, seed=config.seed
         )
@@ -130,6 +132,7 @@ class CMNet(keras.Model):
         self._check_inputs(inputs)
         apex = inputs.get("apex")
         frames = ops.cast(inputs["frames"], self.compute_dtype) / 255.0
+        frames = self.clip_flip(frames, training=training)
         texture = self.ffe(frames, training=training)  # [B, N, D]
         outputs = {}
         if training and self.uses_id_loss:
