@@ -258,3 +258,17 @@ def test_bad_config_values_raise_errors_naming_the_value(change, message):
         values["sampler"] = "deterministic"
     with pytest.raises(ValueError, match=message):
         build_cmnet(CMNetConfig(**values), compile=False)
+
+
+def test_mixed_precision_trains_with_float32_losses_and_probabilities():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = build_cmnet(get_config("tiny"))
+        x, y = _batch(batch=4)
+        history = model.fit(x, y, epochs=1, batch_size=2, verbose=0).history
+        probs = model.predict(x, verbose=0)["probs"]
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert all(np.isfinite(history[k][0]) for k in ("loss", "id_loss", "wrst_loss", "ce_loss"))
+    assert probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)

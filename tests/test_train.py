@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from cmnet_keras import ablation, merge, train
+from cmnet_keras import ablation, get_config, merge, train
 from cmnet_keras.data import cache
 from cmnet_keras.data.folds import fold_subjects, loso_folds
 
@@ -244,3 +244,7 @@ def test_mirrored_strategy_over_two_replicas(tiny_cache, tmp_path):
     assert "strategy mirrored: 2 replicas in sync" in done.stdout
     result = json.loads((out / "folds" / "00_sub01" / "result.json").read_text())
     assert result["n"] == 2 and len(result["history"]["ce_loss"]) == 1
+    # The reported loss is eq. 10 of the reported terms, not the replica count times it.
+    h = {k: v[0] for k, v in result["history"].items()}
+    l1, l2, l3 = get_config("tiny").lambdas
+    assert h["loss"] == pytest.approx(l1 * h["id_loss"] + l2 * h["wrst_loss"] + l3 * h["ce_loss"], rel=1e-4)

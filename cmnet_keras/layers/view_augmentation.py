@@ -78,10 +78,11 @@ class ViewAugmentation(layers.Layer):
         if not training:
             return images
         x, _ = fold_frames(images)
+        x = ops.cast(x, "float32")  # augment in float32 also under a mixed-precision policy
         x = self._color_jitter(x)
         x = self._grayscale(x)
         x = self._blur(x)
-        return ops.reshape(x, ops.shape(images))
+        return ops.cast(ops.reshape(x, ops.shape(images)), images.dtype)
 
     def _uniform(self, count, low, high):
         return keras.random.uniform((count,), low, high, seed=self.seed_generator)

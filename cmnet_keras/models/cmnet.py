@@ -5,6 +5,7 @@ import dataclasses
 import keras
 import numpy as np
 from keras import ops
+from keras.src.losses.loss import scale_loss_for_distribution
 
 from cmnet_keras.config import CMNetConfig
 from cmnet_keras.data.folds import LOSOFold
@@ -71,7 +72,9 @@ class CMNet(keras.Model):
         )
         self.prototype.trainable = self.uses_wrst_loss  # eta gets gradients from L_Wrst only
         self.lstm = keras.layers.LSTM(config.lstm_units, name="lstm")
-        self.classifier = keras.layers.Dense(config.num_classes, activation="softmax", name="classifier")
+        self.classifier = keras.layers.Dense(
+            config.num_classes, activation="softmax", dtype="float32", name="classifier"
+        )
         self.id_loss_tracker = keras.metrics.Mean(name="id_loss")
         self.wrst_loss_tracker = keras.metrics.Mean(name="wrst_loss")
         self.ce_loss_tracker = keras.metrics.Mean(name="ce_loss")
@@ -154,6 +157,7 @@ class CMNet(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Total loss, eq. 10, from the terms of eqs. 1 and 9 and L_C."""
         cfg = self.config
+        y_pred = keras.tree.map_structure(lambda t: ops.cast(t, "float32"), y_pred)  # mixed precision
         ce = classification_loss(y, y_pred["probs"])
         id_loss = wrst = ops.zeros_like(ce)
         if "views" in y_pred:
@@ -166,7 +170,9 @@ class CMNet(keras.Model):
         batch = ops.shape(y_pred["probs"])[0]
         for tracker, value in ((self.id_loss_tracker, id_loss), (self.wrst_loss_tracker, wrst), (self.ce_loss_tracker, ce)):
             tracker.update_state(value, sample_weight=batch)
-        return total_loss(id_loss, wrst, ce, cfg.lambdas)
+        # Like every keras.losses.Loss, divided by the replica count under tf.distribute
+        # (the trainer sums replica gradients and unscales the reported loss); a no-op elsewhere.
+        return scale_loss_for_distribution(total_loss(id_loss, wrst, ce, cfg.lambdas))
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         self.accuracy_tracker.update_state(y, y_pred["probs"], sample_weight=sample_weight)
