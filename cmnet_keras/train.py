@@ -403,11 +403,12 @@ def resolve_cache(args, config):
     return ensure_embedded_cache(config.image_size, config.num_frames, args.data_dir)
 
 
-def run_from_args(args, out, config, command):
-    """Runs LOSO for parsed arguments (shared with the ablation command)."""
+def run_from_args(args, out, config, command, cache=None):
+    """Runs LOSO for parsed arguments (shared with the ablation command) on `cache`
+    (default: `resolve_cache`)."""
     from cmnet_keras.data.cache import read_index
 
-    cache = resolve_cache(args, config)
+    cache = cache or resolve_cache(args, config)
     folds = parse_folds(args.folds, len(fold_subjects(read_index(cache))))
     return run_loso(cache, config, out, folds=folds, validation_subjects=args.validation_subjects,
                     strategy=args.strategy, mixed_precision=args.mixed_precision, verbose=args.verbose,
@@ -427,9 +428,10 @@ def main(argv=None):
     except ValueError as error:
         parser.error(str(error))
     try:
-        run_from_args(args, args.out, config, command)
+        cache = resolve_cache(args, config)
+        run_from_args(args, args.out, config, command, cache)
         if args.final_model:
-            train_final_model(resolve_cache(args, config), config, args.out, verbose=args.verbose)
+            train_final_model(cache, config, args.out, verbose=args.verbose)
     except (ConfigMismatchError, FileNotFoundError) as error:
         parser.exit(2, f"error: {error}\n")
 

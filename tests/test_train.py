@@ -248,3 +248,17 @@ def test_mirrored_strategy_over_two_replicas(tiny_cache, tmp_path):
     h = {k: v[0] for k, v in result["history"].items()}
     l1, l2, l3 = get_config("tiny").lambdas
     assert h["loss"] == pytest.approx(l1 * h["id_loss"] + l2 * h["wrst_loss"] + l3 * h["ce_loss"], rel=1e-4)
+
+
+def test_final_model_is_trained_on_every_clip_and_loads(tiny_cache, tmp_path):
+    out = tmp_path / "final"
+    train.main(_args(tiny_cache, out, "--epochs", "1", "--folds", "0", "--final-model"))
+    import keras
+
+    model = keras.models.load_model(out / "model.keras")
+    assert list(model.config.class_names) == list(CLASSES)
+    frames = np.stack([np.load(tiny_cache / f)["frames"] for f in cache.read_index(tiny_cache).file])
+    probs = model.predict({"frames": frames}, verbose=0)["probs"]
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    # One optimizer step per batch of the whole cache (every subject), one epoch.
+    assert int(model.optimizer.iterations) == -(-len(frames) // get_config("tiny").batch_size)
