@@ -13,14 +13,14 @@ subjects only and is just reported.
 
 Run directory (`--out`):
     config.json                 settings (compared on resume), versions, command line
-    folds/<NN>_<subject>/       epoch_<E>.keras + state.json (last finished epoch),
+    folds/<NN>_<subject>/       epoch_<E>.keras + state.json (last checkpointed epoch),
                                 result.json (marks the fold finished), predictions.csv,
                                 training_curves.png, intensity.png
     results.json, results.csv   both protocols; folds.csv, predictions.csv,
                                 confusion_matrix.png, intensity.png
 
-Resume: rerunning the same command continues after the last finished epoch of
-the unfinished fold; finished folds are never redone; other settings are
+Resume: rerunning the same command continues after the last checkpointed epoch
+(`--checkpoint-every`) of the unfinished fold; finished folds are never redone; other settings are
 refused. The initial weights derive from (seed, fold), the training data
 order from (seed, fold, epoch), and the model's random-generator states are
 checkpointed with the weights, so a resumed run equals an uninterrupted one.
@@ -165,17 +165,6 @@ def prepare_run_dir(out, settings, command):
     reports.write_json(path, {"settings": settings, "versions": package_versions(), "command": command})
 
 
-class FoldProgbar(keras.callbacks.ProgbarLogger):
-    """The Keras progress bar, counting epochs out of the fold's total (`fit` runs one epoch per call)."""
-
-    def __init__(self, total_epochs):
-        super().__init__()
-        self.total_epochs = total_epochs
-
-    def set_params(self, params):
-        super().set_params({**params, "epochs": self.total_epochs})
-
-
 def _seed_states(model):
     # `.keras` files do not hold the states of keras.random.SeedGenerator objects.
     return [v for v in model.variables if v.name == "seed_generator_state"]
@@ -196,6 +185,27 @@ def save_epoch_checkpoint(model, fold_dir, state):
     for old in fold_dir.glob("epoch_*.keras"):
         if old.name != name:
             old.unlink()
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Records each epoch's logs and time in `state`; saves the fold checkpoint every
+    `every` epochs and after the last one (`save_epoch_checkpoint`)."""
+
+    def __init__(self, fold_dir, state, every, total_epochs):
+        super().__init__()
+        self.fold_dir, self.state, self.every, self.total_epochs = fold_dir, state, every, total_epochs
+        self._start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.state["train_seconds"] += time.perf_counter() - self._start
+        for key, value in (logs or {}).items():
+            self.state["history"].setdefault(key, []).append(float(value))
+        self.state["epoch"] = epoch + 1
+        if (epoch + 1) % self.every == 0 or epoch + 1 == self.total_epochs:
+            save_epoch_checkpoint(self.model, self.fold_dir, self.state)
 
 
 def _restore_or_build(fold_dir, config, steps_per_epoch):
@@ -236,14 +246,20 @@ def predict_fold(model, fold, fold_number):
     return clips
 
 
-def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, verbose=1):
+def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, verbose=1, checkpoint_every=5):
     """Trains one fold for `config.epochs` epochs (resuming from its checkpoint) and tests it.
+
+    The remaining epochs run in one `fit` call; a checkpoint is saved every
+    `checkpoint_every` epochs and after the last. A resumed fold redoes the
+    epochs after its last checkpoint and gives the same result.
 
     Returns:
         the fold result dict (also written to `fold_dir`).
     """
-    from cmnet_keras.data.pipeline import make_dataset
+    from cmnet_keras.data.pipeline import make_epochs_dataset
 
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
     fold_dir.mkdir(parents=True, exist_ok=True)
     steps_per_epoch = -(-len(fold.train_index) // config.batch_size)
     keras.utils.set_random_seed(fold_seed(config.seed, fold_number, 0))
@@ -251,22 +267,16 @@ def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, ve
         model, state = _restore_or_build(fold_dir, config, steps_per_epoch)
     if state["epoch"]:
         print(f"  resuming after epoch {state['epoch']}/{config.epochs}", flush=True)
-    history = state["history"]
-    for epoch in range(state["epoch"], config.epochs):
-        train = make_dataset(cache_dir, index=fold.train_index, batch_size=config.batch_size, shuffle=True,
-                             seed=fold_seed(config.seed, fold_number, 2, epoch))
-        start = time.perf_counter()
-        epoch_history = model.fit(dataclasses.replace(fold, train=train), initial_epoch=epoch, epochs=epoch + 1,
-                                  shuffle=False, verbose=verbose, callbacks=[FoldProgbar(config.epochs)]).history
-        state["train_seconds"] += time.perf_counter() - start
-        for key, values in epoch_history.items():
-            history.setdefault(key, []).extend(float(v) for v in values)
-        state["epoch"] = epoch + 1
-        save_epoch_checkpoint(model, fold_dir, state)
+    if state["epoch"] < config.epochs:
+        seeds = [fold_seed(config.seed, fold_number, 2, epoch) for epoch in range(state["epoch"], config.epochs)]
+        train = make_epochs_dataset(cache_dir, fold.train_index, config.batch_size, seeds)
+        model.fit(dataclasses.replace(fold, train=train), initial_epoch=state["epoch"], epochs=config.epochs,
+                  steps_per_epoch=steps_per_epoch, shuffle=False, verbose=verbose,
+                  callbacks=[EpochCheckpoint(fold_dir, state, checkpoint_every, config.epochs)])
     clips = predict_fold(model, fold, fold_number)
     scores = metrics.fold_scores([c["label"] for c in clips], [c["pred"] for c in clips])
     result = {"fold": fold_number, "subject": fold.subject, **scores, "epochs": config.epochs,
-              "train_seconds": round(state["train_seconds"], 2), "history": history, "predictions": clips}
+              "train_seconds": round(state["train_seconds"], 2), "history": state["history"], "predictions": clips}
     reports.write_fold_result(fold_dir, result, config.class_names)
     return result
 
@@ -277,7 +287,7 @@ def _duration(seconds):
 
 
 def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy="none",
-             mixed_precision=False, verbose=1, command=None):
+             mixed_precision=False, verbose=1, command=None, checkpoint_every=5):
     """Runs (or resumes) LOSO training and evaluation into the run directory `out`.
 
     Args:
@@ -290,6 +300,7 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
         mixed_precision: train with the "mixed_float16" policy.
         verbose: Keras progress bar mode (0 silent, 1 bar, 2 one line per epoch).
         command: the command line recorded in config.json.
+        checkpoint_every: epochs between fold checkpoints (resume points).
 
     Returns:
         the final results dict over every finished fold of the run directory.
@@ -323,7 +334,8 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
     for done, (number, fold) in enumerate(zip(pending, folds_iter), 1):
         print(f"[fold {done}/{len(pending)}] #{number}: test subject {fold.subject} ({len(fold.test_index)} clips), "
               f"train {len(fold.train_index)} clips", flush=True)
-        result = train_fold(fold, number, fold_dir(number), cache_dir, config, strategy=tf_strategy, verbose=verbose)
+        result = train_fold(fold, number, fold_dir(number), cache_dir, config, strategy=tf_strategy, verbose=verbose,
+                            checkpoint_every=checkpoint_every)
         elapsed = time.perf_counter() - start
         print(f"[fold {done}/{len(pending)}] #{number} ({fold.subject}): acc {100 * result['accuracy']:.1f}% "
               f"F1 {100 * result['f1']:.1f}% on {result['n']} clips | elapsed {_duration(elapsed)}, "
@@ -356,7 +368,7 @@ def train_final_model(cache_dir, config, out, verbose=1):
     model = build_cmnet(config, steps_per_epoch=-(-len(index) // config.batch_size))
     print(f"final model: training on all {len(index)} clips for {config.epochs} epochs", flush=True)
     data = make_dataset(cache_dir, index=index, batch_size=config.batch_size, shuffle=True, seed=config.seed)
-    model.fit(data, epochs=config.epochs, verbose=verbose)
+    model.fit(data, epochs=config.epochs, shuffle=False, verbose=verbose)
     model.save(path)
     print(f"final model saved to {path}", flush=True)
     return path
@@ -379,6 +391,8 @@ def add_training_arguments(parser):
                         help="training subjects per fold used for validation curves (never the test subject)")
     parser.add_argument("--strategy", default="none", choices=distribute.STRATEGIES, help="tf.distribute strategy")
     parser.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy")
+    parser.add_argument("--checkpoint-every", type=int, default=5, metavar="E",
+                        help="save a resumable fold checkpoint every E epochs (and after the last)")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress bar mode")
     return parser
 
@@ -412,7 +426,7 @@ def run_from_args(args, out, config, command, cache=None):
     folds = parse_folds(args.folds, len(fold_subjects(read_index(cache))))
     return run_loso(cache, config, out, folds=folds, validation_subjects=args.validation_subjects,
                     strategy=args.strategy, mixed_precision=args.mixed_precision, verbose=args.verbose,
-                    command=command)
+                    command=command, checkpoint_every=args.checkpoint_every)
 
 
 def main(argv=None):

@@ -14,33 +14,9 @@ from cmnet_keras import ablation, get_config, merge, train
 from cmnet_keras.data import cache
 from cmnet_keras.data.folds import fold_subjects, loso_folds
 
-CLASSES = ("negative", "positive", "surprise")
-SIZE = 32  # the tiny preset's image size
-
-
-def write_cache(folder, subjects, clips_per_subject=2, seed=0):
-    """A cache in the documented format: noise clips whose brightness ramps with the label."""
-    rng = np.random.default_rng(seed)
-    cache.prepare_cache(folder, {"dataset": "synthetic", "class_names": list(CLASSES), "image_size": SIZE,
-                                 "num_frames": 16, "cropped": True})
-    records = []
-    for subject in subjects:
-        for i in range(clips_per_subject):
-            label = len(records) % len(CLASSES)
-            apex = int(rng.integers(0, 16))
-            frames = rng.integers(0, 60, size=(16, SIZE, SIZE, 3)) + 60 * label
-            record = {"clip_id": f"EP{i:02d}", "subject": subject, "label": label, "emotion": CLASSES[label],
-                      "apex": apex, "apex_source": "annotated", "file": cache.clip_relpath(subject, f"EP{i:02d}"),
-                      "num_source_frames": 16}
-            cache.save_clip(folder, record, frames.astype(np.uint8))
-            records.append(record)
-    cache.write_index(folder, records)
-    return folder
-
-
 @pytest.fixture(scope="module")
-def tiny_cache(tmp_path_factory):
-    return write_cache(tmp_path_factory.mktemp("cache"), ["sub01", "sub02", "sub10"])
+def tiny_cache(tmp_path_factory, synthetic_cache):
+    return synthetic_cache(tmp_path_factory.mktemp("cache"), ["sub01", "sub02", "sub10"])
 
 
 def _args(cache_dir, out, *extra):
@@ -62,8 +38,8 @@ def full_run(tiny_cache, tmp_path_factory):
     return out
 
 
-def test_loso_folds_hold_out_one_subject(tmp_path):
-    cache_dir = write_cache(tmp_path / "c", ["s3", "s1", "s2", "s10"], clips_per_subject=3)
+def test_loso_folds_hold_out_one_subject(tmp_path, synthetic_cache):
+    cache_dir = synthetic_cache(tmp_path / "c", ["s3", "s1", "s2", "s10"], clips_per_subject=3)
     index = cache.read_index(cache_dir)
     assert fold_subjects(index) == ["s1", "s2", "s3", "s10"]
     folds = list(loso_folds(cache_dir, batch_size=2, seed=5, validation_subjects=2))
@@ -105,7 +81,7 @@ def test_parse_folds():
 def test_run_writes_results_and_plots(full_run, tiny_cache):
     config = json.loads((full_run / "config.json").read_text())
     assert config["settings"]["config"]["seed"] == 3 and config["settings"]["config"]["epochs"] == 2
-    assert config["settings"]["config"]["class_names"] == list(CLASSES)
+    assert config["settings"]["config"]["class_names"] == cache.read_meta(tiny_cache)["class_names"]
     assert config["versions"]["keras"] and "--preset" in config["command"]
     fold_dirs = sorted(p.name for p in (full_run / "folds").iterdir())
     assert fold_dirs == ["00_sub01", "01_sub02", "02_sub10"]
@@ -154,14 +130,16 @@ def test_split_interrupted_resumed_and_merged_runs_equal_one_run(full_run, tiny_
 
     monkeypatch.setattr(train, "save_epoch_checkpoint", save_then_maybe_stop)
     train.main(_args(tiny_cache, tmp_path / "a", "--folds", "0"))
+    assert saved == [("00_sub01", 2)]  # default interval 5 > 2 epochs: only after the last epoch
+    every_epoch = ("--folds", "1-2", "--checkpoint-every", "1")
     with pytest.raises(Interrupted):
-        train.main(_args(tiny_cache, tmp_path / "b", "--folds", "1-2"))
+        train.main(_args(tiny_cache, tmp_path / "b", *every_epoch))
     finished = tmp_path / "b" / "folds" / "01_sub02" / "result.json"
     mtime = finished.stat().st_mtime_ns
     assert not (tmp_path / "b" / "folds" / "02_sub10" / "result.json").exists()
     assert [p.name for p in (tmp_path / "b" / "folds" / "02_sub10").glob("*.keras")] == ["epoch_001.keras"]
     saved.clear()
-    train.main(_args(tiny_cache, tmp_path / "b", "--folds", "1-2"))
+    train.main(_args(tiny_cache, tmp_path / "b", *every_epoch))
     assert saved == [("02_sub10", 2)]  # only the last epoch of the unfinished fold
     assert finished.stat().st_mtime_ns == mtime
 
@@ -256,7 +234,7 @@ def test_final_model_is_trained_on_every_clip_and_loads(tiny_cache, tmp_path):
     import keras
 
     model = keras.models.load_model(out / "model.keras")
-    assert list(model.config.class_names) == list(CLASSES)
+    assert list(model.config.class_names) == cache.read_meta(tiny_cache)["class_names"]
     frames = np.stack([np.load(tiny_cache / f)["frames"] for f in cache.read_index(tiny_cache).file])
     probs = model.predict({"frames": frames}, verbose=0)["probs"]
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from cmnet_keras.config import CMNetConfig, get_config
-from cmnet_keras.data import cache
 from tuning import grid
 
 
@@ -140,28 +139,9 @@ def test_missing_tensorboard_fails_fast(monkeypatch, tmp_path, capsys):
     assert not (tmp_path / "s").exists()
 
 
-def write_cache(folder, subjects, size=32):
-    """A tiny cache in the documented format: noise clips, two per subject."""
-    rng = np.random.default_rng(0)
-    names = ["negative", "positive"]
-    cache.prepare_cache(folder, {"dataset": "synthetic", "class_names": names, "image_size": size,
-                                 "num_frames": 16, "cropped": True})
-    records = []
-    for subject in subjects:
-        for label in (0, 1):
-            record = {"clip_id": f"EP0{label}", "subject": subject, "label": label, "emotion": names[label],
-                      "apex": 8, "apex_source": "annotated", "file": cache.clip_relpath(subject, f"EP0{label}"),
-                      "num_source_frames": 16}
-            frames = rng.integers(0, 100, (16, size, size, 3)) + 100 * label
-            cache.save_clip(folder, record, frames.astype(np.uint8))
-            records.append(record)
-    cache.write_index(folder, records)
-    return folder
-
-
 @pytest.mark.slow
-def test_cli_runs_a_loso_trial(tmp_path, capsys):
-    cache_dir = write_cache(tmp_path / "cache", ["sub01", "sub02"])
+def test_cli_runs_a_loso_trial(tmp_path, capsys, synthetic_cache):
+    cache_dir = synthetic_cache(tmp_path / "cache", ["sub01", "sub02"])
     out = tmp_path / "runs" / "t"
     args = ["--cache", str(cache_dir), "--preset", "tiny", "--epochs", "1", "--step", "0.5", "--folds", "0",
             "--max-trials", "1", "--verbose", "0", "--out", str(out)]

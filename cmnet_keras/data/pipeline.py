@@ -6,6 +6,7 @@ Subject ids stay in the index (`read_index`) so callers split by subject (LOSO)
 and pass the subset as `index`.
 """
 
+import functools
 import pathlib
 
 import numpy as np
@@ -63,3 +64,15 @@ def make_dataset(cache_dir, index=None, batch_size=8, shuffle=False, seed=0, rep
     dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def make_epochs_dataset(cache_dir, index, batch_size, seeds):
+    """Several training epochs as one finite dataset: one pass over `index` per seed, each shuffled by its seed.
+
+    Epoch e's clip order depends on its own seed only, so a run resumed at any
+    epoch sees the same batches as an uninterrupted one.
+    """
+    if not seeds:
+        raise ValueError("seeds is empty: no epochs to build")
+    passes = [make_dataset(cache_dir, index=index, batch_size=batch_size, shuffle=True, seed=s) for s in seeds]
+    return functools.reduce(tf.data.Dataset.concatenate, passes)

@@ -230,4 +230,7 @@ def build_cmnet(config, steps_per_epoch=None, compile=True):
             optimizer=default_optimizer(config, steps_per_epoch),
             jit_compile=keras.backend.backend() == "jax",
         )
+        # Built here, not lazily inside the first traced train step, where creating
+        # its variables makes TF trace the whole step twice.
+        model.optimizer.build(model.trainable_variables)
     return model
