@@ -208,8 +208,30 @@ class EpochCheckpoint(keras.callbacks.Callback):
             save_epoch_checkpoint(self.model, self.fold_dir, self.state)
 
 
-def _restore_or_build(fold_dir, config, steps_per_epoch):
-    """(model, state): the last epoch checkpoint of the fold, else a new model and an empty state."""
+def reuse_compiled(fresh, compiled):
+    """`compiled` (a built and trained CMNet of the same config) set to the state of `fresh`.
+
+    Copies every model variable (weights, random-generator states) and every
+    optimizer variable (slots, iteration count) from the just-built `fresh`.
+    `compiled` keeps its traced train and predict functions, so the next fold
+    starts without tracing them again (~6 s a fold at the demo size) and
+    trains exactly as `fresh` would.
+    """
+    for source, target in ((fresh.variables, compiled.variables),
+                           (fresh.optimizer.variables, compiled.optimizer.variables)):
+        if [(tuple(v.shape), v.dtype) for v in source] != [(tuple(v.shape), v.dtype) for v in target]:
+            raise ValueError("reuse_compiled: the two models' variables differ; build both from one config")
+        for src, dst in zip(source, target):
+            dst.assign(src)
+    return compiled
+
+
+def _restore_or_build(fold_dir, config, steps_per_epoch, compiled=None):
+    """(model, state): the last epoch checkpoint of the fold, else a new model and an empty state.
+
+    A new model is built from the current global seed; `compiled` (a model of an
+    earlier fold with the same config and steps per epoch) is reused with its state.
+    """
     from cmnet_keras.models import build_cmnet
 
     state_path = fold_dir / STATE_FILE
@@ -219,7 +241,10 @@ def _restore_or_build(fold_dir, config, steps_per_epoch):
         for variable, value in zip(_seed_states(model), state["seed_states"], strict=True):
             variable.assign(np.asarray(value, dtype=variable.dtype))
         return model, state
-    return build_cmnet(config, steps_per_epoch=steps_per_epoch), {"epoch": 0, "history": {}, "train_seconds": 0.0}
+    model = build_cmnet(config, steps_per_epoch=steps_per_epoch)
+    if compiled is not None:
+        model = reuse_compiled(model, compiled)
+    return model, {"epoch": 0, "history": {}, "train_seconds": 0.0}
 
 
 def _to_numpy(value):
@@ -246,12 +271,18 @@ def predict_fold(model, fold, fold_number):
     return clips
 
 
-def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, verbose=1, checkpoint_every=5):
+def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, verbose=1, checkpoint_every=5,
+               compiled=None):
     """Trains one fold for `config.epochs` epochs (resuming from its checkpoint) and tests it.
 
     The remaining epochs run in one `fit` call; a checkpoint is saved every
     `checkpoint_every` epochs and after the last. A resumed fold redoes the
     epochs after its last checkpoint and gives the same result.
+
+    Args:
+        compiled: dict from steps per epoch to a model of an earlier fold of the
+            same run, reused (`reuse_compiled`) instead of traced again; the
+            fold's model is added to it.
 
     Returns:
         the fold result dict (also written to `fold_dir`).
@@ -264,7 +295,10 @@ def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, ve
     steps_per_epoch = -(-len(fold.train_index) // config.batch_size)
     keras.utils.set_random_seed(fold_seed(config.seed, fold_number, 0))
     with distribute.strategy_scope(strategy):
-        model, state = _restore_or_build(fold_dir, config, steps_per_epoch)
+        model, state = _restore_or_build(fold_dir, config, steps_per_epoch,
+                                         None if compiled is None else compiled.get(steps_per_epoch))
+    if compiled is not None:
+        compiled[steps_per_epoch] = model
     if state["epoch"]:
         print(f"  resuming after epoch {state['epoch']}/{config.epochs}", flush=True)
     if state["epoch"] < config.epochs:
@@ -331,11 +365,12 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
     start = time.perf_counter()
     folds_iter = loso_folds(cache_dir, batch_size=config.batch_size, seed=config.seed,
                             subjects=[subjects[n] for n in pending], validation_subjects=validation_subjects)
+    compiled = {}
     for done, (number, fold) in enumerate(zip(pending, folds_iter), 1):
         print(f"[fold {done}/{len(pending)}] #{number}: test subject {fold.subject} ({len(fold.test_index)} clips), "
               f"train {len(fold.train_index)} clips", flush=True)
         result = train_fold(fold, number, fold_dir(number), cache_dir, config, strategy=tf_strategy, verbose=verbose,
-                            checkpoint_every=checkpoint_every)
+                            checkpoint_every=checkpoint_every, compiled=compiled)
         elapsed = time.perf_counter() - start
         print(f"[fold {done}/{len(pending)}] #{number} ({fold.subject}): acc {100 * result['accuracy']:.1f}% "
               f"F1 {100 * result['f1']:.1f}% on {result['n']} clips | elapsed {_duration(elapsed)}, "
