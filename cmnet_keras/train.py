@@ -19,11 +19,12 @@ Run directory (`--out`):
     results.json, results.csv   both protocols; folds.csv, predictions.csv,
                                 confusion_matrix.png, intensity.png
 
-Resume: rerunning the same command continues after the last checkpointed epoch
-(`--checkpoint-every`) of the unfinished fold; finished folds are never redone; other settings are
-refused. The initial weights derive from (seed, fold), the training data
-order from (seed, fold, epoch), and the model's random-generator states are
-checkpointed with the weights, so a resumed run equals an uninterrupted one.
+Resume: rerunning the same command continues after the last checkpointed
+epoch (`--checkpoint-every`) of the unfinished fold; finished folds are never
+redone; other settings are refused. The initial weights derive from (seed,
+fold), the training data order from (seed, fold, epoch), and the model's
+random-generator states are checkpointed with the weights, so a resumed run
+equals an uninterrupted one.
 """
 
 import argparse
@@ -214,7 +215,7 @@ def reuse_compiled(fresh, compiled):
     Copies every model variable (weights, random-generator states) and every
     optimizer variable (slots, iteration count) from the just-built `fresh`.
     `compiled` keeps its traced train and predict functions, so the next fold
-    starts without tracing them again (~6 s a fold at the demo size) and
+    starts without tracing them again (2-5 s a fold at the demo size) and
     trains exactly as `fresh` would.
     """
     for source, target in ((fresh.variables, compiled.variables),
