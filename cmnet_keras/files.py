@@ -1,0 +1,73 @@
+"""Atomic file writes: the one way this package writes a file that a reader may open.
+
+Every file goes to a unique temporary file beside its target and is renamed over
+it (`os.replace`), so a reader, or a run resumed after a kill, sees the old file
+or the new one, never half of one. A write that fails (full disk, read-only
+folder) leaves the target as it was and raises `OutputError` naming the path.
+"""
+
+import csv
+import io
+import json
+import os
+import pathlib
+import tempfile
+
+TEMP_SUFFIX = ".tmp"
+
+
+class OutputError(OSError):
+    """A file could not be written (permissions, full disk); the message names the path."""
+
+
+def atomic_write(path, write):
+    """Calls `write(binary_file)` on a temp file beside `path`, then renames it to `path`.
+
+    Args:
+        path: the target file; its folder is created.
+        write: a function taking the open binary temp file.
+
+    Raises:
+        OutputError: the folder or file cannot be written; `path` is unchanged.
+    """
+    path = pathlib.Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    except OSError as error:
+        raise OutputError(error.errno, f"cannot write {path}: {error.strerror or error}") from error
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            write(handle)
+        os.replace(temp, path)
+    except OSError as error:
+        pathlib.Path(temp).unlink(missing_ok=True)
+        raise OutputError(error.errno, f"cannot write {path}: {error.strerror or error}") from error
+    except BaseException:
+        pathlib.Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def write_bytes(path, data):
+    """Writes `data` (bytes) atomically."""
+    atomic_write(path, lambda handle: handle.write(data))
+
+
+def write_json(path, payload):
+    """Writes `payload` as indented, key-sorted JSON atomically."""
+    write_bytes(path, json.dumps(payload, indent=2, sort_keys=True).encode())
+
+
+def write_csv(path, rows, fieldnames):
+    """Writes dict rows as CSV atomically (keys outside `fieldnames` are ignored)."""
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=fieldnames, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_bytes(path, text.getvalue().encode())
+
+
+def remove_stale_temps(folder):
+    """Deletes temp files that a killed writer left under `folder`."""
+    for temp in pathlib.Path(folder).rglob(f".*{TEMP_SUFFIX}"):
+        temp.unlink(missing_ok=True)
