@@ -6,6 +6,7 @@ or the new one, never half of one. A write that fails (full disk, read-only
 folder) leaves the target as it was and raises `OutputError` naming the path.
 """
 
+import contextlib
 import csv
 import io
 import json
@@ -20,12 +21,13 @@ class OutputError(OSError):
     """A file could not be written (permissions, full disk); the message names the path."""
 
 
-def atomic_write(path, write):
-    """Calls `write(binary_file)` on a temp file beside `path`, then renames it to `path`.
+@contextlib.contextmanager
+def atomic_path(path, suffix=""):
+    """Yields a temp path beside `path` for a writer that takes a path; renames it to `path` after.
 
     Args:
         path: the target file; its folder is created.
-        write: a function taking the open binary temp file.
+        suffix: appended to the temp name (e.g. ".keras", which `Model.save` requires).
 
     Raises:
         OutputError: the folder or file cannot be written; `path` is unchanged.
@@ -33,12 +35,12 @@ def atomic_write(path, write):
     path = pathlib.Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+        descriptor, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX + suffix)
+        os.close(descriptor)
     except OSError as error:
         raise OutputError(error.errno, f"cannot write {path}: {error.strerror or error}") from error
     try:
-        with os.fdopen(descriptor, "wb") as handle:
-            write(handle)
+        yield pathlib.Path(temp)
         os.replace(temp, path)
     except OSError as error:
         pathlib.Path(temp).unlink(missing_ok=True)
@@ -46,6 +48,12 @@ def atomic_write(path, write):
     except BaseException:
         pathlib.Path(temp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write(path, write):
+    """Calls `write(binary_file)` on a temp file beside `path`, then renames it to `path` (`atomic_path`)."""
+    with atomic_path(path) as temp, open(temp, "wb") as handle:
+        write(handle)
 
 
 def write_bytes(path, data):
@@ -68,6 +76,6 @@ def write_csv(path, rows, fieldnames):
 
 
 def remove_stale_temps(folder):
-    """Deletes temp files that a killed writer left under `folder`."""
-    for temp in pathlib.Path(folder).rglob(f".*{TEMP_SUFFIX}"):
+    """Deletes temp files that a killed writer left under `folder` (hidden names holding `.tmp`)."""
+    for temp in pathlib.Path(folder).rglob(f".*{TEMP_SUFFIX}*"):
         temp.unlink(missing_ok=True)

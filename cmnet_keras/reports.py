@@ -5,41 +5,18 @@ fold as finished. `write_summary` turns the finished folds of one or several
 runs into the final tables of both protocols (`cmnet_keras.metrics`).
 """
 
-import csv
 import json
-import os
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from cmnet_keras import metrics  # noqa: E402
+from cmnet_keras import files, metrics
+from cmnet_keras.files import write_csv, write_json
 
 RESULT_FILE = "result.json"
 LOSS_KEYS = ("loss", "id_loss", "wrst_loss", "ce_loss")
-
-
-def write_json(path, payload):
-    """Writes JSON atomically (temp file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
-    os.replace(tmp, path)
-
-
-def write_csv(path, rows, fieldnames):
-    """Writes dict rows as CSV atomically."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fieldnames, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _prediction_rows(clips, class_names):
@@ -143,11 +120,8 @@ def format_summary(results):
 
 
 def _save(fig, path):
-    path = Path(path)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    with files.atomic_path(path, suffix=".png") as temp:
+        fig.savefig(temp, dpi=100)
 
 
 def plot_confusion_matrix(matrix, class_names, path, title=""):
@@ -155,7 +129,8 @@ def plot_confusion_matrix(matrix, class_names, path, title=""):
     matrix = np.asarray(matrix)
     rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     size = 1.2 + 0.9 * len(class_names)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
+    fig = Figure(figsize=(size + 1, size))
+    ax = fig.subplots()
     image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     for i in range(matrix.shape[0]):
         for j in range(matrix.shape[1]):
@@ -176,7 +151,8 @@ def plot_intensity_curves(clips, class_names, path):
     """Fig. 5 style grid: prototype mean vs learned intensity k over the frames, one panel per clip."""
     cols = min(3, max(len(clips), 1))
     rows = max(1, -(-len(clips) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
+    fig = Figure(figsize=(4 * cols, 2.8 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat[len(clips):]:
         ax.axis("off")
     for ax, clip in zip(axes.flat, clips):
@@ -202,7 +178,8 @@ def plot_training_curves(history, path, title=""):
     drawn only for the terms that are comparable: L_Wrst, L_C and accuracy.
     """
     keys = [k for k in (*LOSS_KEYS, "accuracy") if history.get(k)]
-    fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(3.2 * max(len(keys), 1), 3), squeeze=False)
+    fig = Figure(figsize=(3.2 * max(len(keys), 1), 3))
+    axes = fig.subplots(1, max(len(keys), 1), squeeze=False)
     for ax, key in zip(axes.flat, keys):
         epochs = np.arange(1, len(history[key]) + 1)
         ax.plot(epochs, history[key], "o-", ms=3, label="train")

@@ -10,9 +10,12 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from cmnet_keras import ablation, get_config, merge, train
+from cmnet_keras import ablation, get_config, reports, train
 from cmnet_keras.data import cache
 from cmnet_keras.data.folds import fold_subjects, loso_folds
+from cmnet_keras.training import ConfigMismatchError, parse_folds, run_dir
+from cmnet_keras.training.ablation import loss_rows
+from cmnet_keras.training.merge import merge_runs
 
 @pytest.fixture(scope="module")
 def tiny_cache(tmp_path_factory, synthetic_cache):
@@ -28,7 +31,7 @@ def _fold_table(run_dir):
     """(fold, subject, n, accuracy, f1, labels, preds, probs) per finished fold."""
     return [(r["fold"], r["subject"], r["n"], r["accuracy"], r["f1"], [c["label"] for c in r["predictions"]],
              [c["pred"] for c in r["predictions"]], [c["probs"] for c in r["predictions"]])
-            for r in train.reports.load_fold_results(run_dir)]
+            for r in reports.load_fold_results(run_dir)]
 
 
 @pytest.fixture(scope="module")
@@ -69,12 +72,12 @@ def test_loso_folds_hold_out_one_subject(tmp_path, synthetic_cache):
 
 
 def test_parse_folds():
-    assert train.parse_folds("0-2,5", 26) == [0, 1, 2, 5]
-    assert train.parse_folds(None, 3) == [0, 1, 2]
+    assert parse_folds("0-2,5", 26) == [0, 1, 2, 5]
+    assert parse_folds(None, 3) == [0, 1, 2]
     with pytest.raises(ValueError, match=r"0\.\.25, got \[26\]"):
-        train.parse_folds("20-26", 26)
+        parse_folds("20-26", 26)
     with pytest.raises(ValueError, match="cannot read 'x'"):
-        train.parse_folds("1,x", 26)
+        parse_folds("1,x", 26)
 
 
 @pytest.mark.slow
@@ -119,7 +122,7 @@ class Interrupted(Exception):
 
 @pytest.mark.slow
 def test_split_interrupted_resumed_and_merged_runs_equal_one_run(full_run, tiny_cache, tmp_path, monkeypatch):
-    save = train.save_epoch_checkpoint
+    save = run_dir.save_epoch_checkpoint
     saved = []
 
     def save_then_maybe_stop(model, fold_dir, state):
@@ -128,7 +131,7 @@ def test_split_interrupted_resumed_and_merged_runs_equal_one_run(full_run, tiny_
         if (fold_dir.name, state["epoch"]) == ("02_sub10", 1):
             raise Interrupted
 
-    monkeypatch.setattr(train, "save_epoch_checkpoint", save_then_maybe_stop)
+    monkeypatch.setattr(run_dir, "save_epoch_checkpoint", save_then_maybe_stop)
     train.main(_args(tiny_cache, tmp_path / "a", "--folds", "0"))
     assert saved == [("00_sub01", 2)]  # default interval 5 > 2 epochs: only after the last epoch
     every_epoch = ("--folds", "1-2", "--checkpoint-every", "1")
@@ -143,7 +146,7 @@ def test_split_interrupted_resumed_and_merged_runs_equal_one_run(full_run, tiny_
     assert saved == [("02_sub10", 2)]  # only the last epoch of the unfinished fold
     assert finished.stat().st_mtime_ns == mtime
 
-    merged = merge.merge_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "merged")
+    merged = merge_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "merged")
     single = json.loads((full_run / "results.json").read_text())
     assert merged["complete"]
     assert _fold_table(tmp_path / "a") + _fold_table(tmp_path / "b") == _fold_table(full_run)
@@ -169,20 +172,20 @@ def test_merge_refuses_mismatched_runs(full_run, tmp_path):
     record = json.loads((other / "config.json").read_text())
     record["settings"]["config"]["lambdas"] = [0.0, 0.0, 1.0]
     (other / "config.json").write_text(json.dumps(record))
-    with pytest.raises(train.ConfigMismatchError) as error:
-        merge.merge_runs([full_run, other], tmp_path / "merged")
+    with pytest.raises(ConfigMismatchError) as error:
+        merge_runs([full_run, other], tmp_path / "merged")
     assert f"config.lambdas: [0.0, 0.0, 1.0] ({other}) != [0.07, 0.71, 0.22] ({full_run})" in str(error.value)
     assert not (tmp_path / "merged").exists()
 
 
 def test_loss_table_lambdas_renormalise_the_paper_weights():
-    rows = {folder: changes["lambdas"] for _, folder, changes in ablation.loss_rows((0.07, 0.71, 0.22))}
+    rows = {folder: changes["lambdas"] for _, folder, changes in loss_rows((0.07, 0.71, 0.22))}
     np.testing.assert_allclose(rows["lc"], (0, 0, 1))
     np.testing.assert_allclose(rows["lc_wrst"], (0, 0.71 / 0.93, 0.22 / 0.93))
     np.testing.assert_allclose(rows["lc_id"], (0.07 / 0.29, 0, 0.22 / 0.29))
     np.testing.assert_allclose(rows["lc_id_wrst"], (0.07, 0.71, 0.22))
     with pytest.raises(ValueError, match=r"got lambdas \(0.5, 0.5, 0.0\)"):
-        ablation.loss_rows((0.5, 0.5, 0.0))
+        loss_rows((0.5, 0.5, 0.0))
 
 
 @pytest.mark.slow

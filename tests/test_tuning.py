@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from cmnet_keras.config import CMNetConfig, get_config
-from tuning import grid
+from tuning import grid, search
 
 
 def independent_simplex(step):
@@ -22,7 +22,7 @@ def independent_simplex(step):
 
 @pytest.mark.parametrize("step, count", [(0.5, 6), (0.25, 15), (0.1, 66), (0.3, 10)])
 def test_simplex_grid_equals_independent_enumeration(step, count):
-    points = grid.simplex_grid(step)
+    points = search.simplex_grid(step)
     expected = independent_simplex(step)
     assert len(points) == len(expected) == count
     np.testing.assert_allclose(sorted(points), expected, atol=1e-12)
@@ -30,10 +30,10 @@ def test_simplex_grid_equals_independent_enumeration(step, count):
 
 
 def test_paper_lambdas_are_a_grid_point_with_step_001():
-    points = grid.simplex_grid(0.01)
+    points = search.simplex_grid(0.01)
     assert len(points) == 101 * 102 // 2
     assert (0.07, 0.71, 0.22) in points
-    assert grid.parse_lambdas(grid.format_lambdas((0.07, 0.71, 0.22))) == (0.07, 0.71, 0.22)
+    assert search.parse_lambdas(search.format_lambdas((0.07, 0.71, 0.22))) == (0.07, 0.71, 0.22)
     for point in points:  # every point is a valid config (λ sum to 1 within 1e-6)
         CMNetConfig(lambdas=point)
 
@@ -41,7 +41,7 @@ def test_paper_lambdas_are_a_grid_point_with_step_001():
 @pytest.mark.parametrize("step", [0.0, -0.1, 1.5])
 def test_bad_step_is_refused(step):
     with pytest.raises(ValueError, match="step"):
-        grid.simplex_grid(step)
+        search.simplex_grid(step)
 
 
 class StubObjective:
@@ -57,11 +57,11 @@ class StubObjective:
         if config.lambdas in self.fail:
             raise ValueError(f"injected failure for {config.lambdas}")
         l1, l2, _ = config.lambdas
-        return {grid.OBJECTIVE: 0.1 + 0.8 * l2 + 0.05 * l1, "fold_accuracy": {"sub01": l2}}
+        return {search.OBJECTIVE: 0.1 + 0.8 * l2 + 0.05 * l1, "fold_accuracy": {"sub01": l2}}
 
 
 def _search(out, objective, **kwargs):
-    return grid.run_search(get_config("tiny"), "unused-cache", out, step=0.5, objective_fn=objective, verbose=0,
+    return search.run_search(get_config("tiny"), "unused-cache", out, step=0.5, objective_fn=objective, verbose=0,
                            **kwargs)
 
 
@@ -79,7 +79,7 @@ def test_rerun_continues_the_search(tmp_path):
     assert third.calls == []
     table = pd.read_csv(out / "trials.csv")
     assert len(table) == 6 and set(table["status"]) == {"COMPLETED"}
-    assert best["lambdas"] == [0.0, 1.0, 0.0] and best[grid.OBJECTIVE] == pytest.approx(0.9)
+    assert best["lambdas"] == [0.0, 1.0, 0.0] and best[search.OBJECTIVE] == pytest.approx(0.9)
     assert json.loads((out / "best.json").read_text())["best"]["lambdas"] == [0.0, 1.0, 0.0]
 
 
@@ -122,10 +122,10 @@ def test_consecutive_failures_stop_the_search_with_tables(tmp_path):
 def test_other_settings_are_refused(tmp_path):
     out = tmp_path / "search"
     _search(out, StubObjective(), max_trials=1)
-    with pytest.raises(ValueError, match="step: 0.5 -> 0.25"):
-        grid.run_search(get_config("tiny"), "unused-cache", out, step=0.25, objective_fn=StubObjective(), verbose=0)
+    with pytest.raises(ValueError, match=r"step: 0.5 \(search\) != 0.25 \(now\)"):
+        search.run_search(get_config("tiny"), "unused-cache", out, step=0.25, objective_fn=StubObjective(), verbose=0)
     runs = StubObjective()
-    grid.run_search(get_config("tiny"), "unused-cache", out, step=0.25, objective_fn=runs, verbose=0,
+    search.run_search(get_config("tiny"), "unused-cache", out, step=0.25, objective_fn=runs, verbose=0,
                     max_trials=1, overwrite=True)
     assert len(runs.calls) == 1 and len(pd.read_csv(out / "trials.csv")) == 1
 
@@ -133,7 +133,7 @@ def test_other_settings_are_refused(tmp_path):
 def test_missing_tensorboard_fails_fast(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "tensorboard.plugins.hparams.api", None)
     with pytest.raises(ImportError, match="pip install tensorboard"):
-        grid.check_tensorboard()
+        search.check_tensorboard()
     assert grid.main(["--cache", str(tmp_path), "--out", str(tmp_path / "s")]) == 1
     assert "tensorboard" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
@@ -151,8 +151,8 @@ def test_cli_runs_a_loso_trial(tmp_path, capsys, synthetic_cache):
     # The objective is the held-out subject's accuracy, recomputed from the fold's predictions.
     (predictions,) = out.glob("trial_*/loso/folds/00_sub01/predictions.csv")
     clips = pd.read_csv(predictions)
-    assert table[grid.OBJECTIVE].item() == pytest.approx((clips["label"] == clips["pred"]).mean())
+    assert table[search.OBJECTIVE].item() == pytest.approx((clips["label"] == clips["pred"]).mean())
     assert "Best λ = (0.0, 0.0, 1.0)" in capsys.readouterr().out
     other_folds = [a if a != "0" else "1" for a in args]
     assert grid.main(other_folds) == 1
-    assert "folds: [0] -> [1]" in capsys.readouterr().err
+    assert "folds: [0] (search) != [1] (now)" in capsys.readouterr().err

@@ -10,6 +10,7 @@ Every file is written to a temporary file in the same folder and renamed over
 the target (`os.replace`), so a reader never sees a half-written file.
 """
 
+import hashlib
 import json
 import os
 import pathlib
@@ -157,3 +158,10 @@ def read_index(cache_dir):
     if missing:
         raise ValueError(f"{path} lacks columns {missing}")
     return table
+
+
+def cache_fingerprint(cache_dir):
+    """sha256 of the cache's meta and index content: equal caches on other machines match."""
+    index = read_index(cache_dir).sort_values("file").reset_index(drop=True)
+    payload = json.dumps(read_meta(cache_dir), sort_keys=True) + index.to_csv(index=False)
+    return hashlib.sha256(payload.encode()).hexdigest()

@@ -431,6 +431,33 @@ def generate_embedded_dataset(root, seed=0, num_subjects=10, clips_per_subject=1
     return root
 
 
+def ensure_embedded_cache(image_size, num_frames, data_dir="data", seed=0):
+    """The embedded dataset, generated and preprocessed on first use.
+
+    Generation restarts if it was interrupted (the sheet is written last);
+    preprocessing resumes, skipping clips already cached.
+
+    Returns:
+        the cache folder `<data_dir>/embedded_cache` (`embedded_cache_<S>px` for an
+        image size other than the demo preset's).
+    """
+    from cmnet_keras.config import PRESETS
+    from cmnet_keras.data.readers import read_dataset
+    from cmnet_keras.preprocess import preprocess_dataset
+
+    data_dir = pathlib.Path(data_dir)
+    root = data_dir / "embedded"
+    suffix = "" if image_size == PRESETS["demo"]["image_size"] else f"_{image_size}px"
+    cache = data_dir / f"embedded_cache{suffix}"
+    if not any(root.glob("CASME2-coding-*")):
+        print(f"Generating the embedded dataset into {root} ...", flush=True)
+        generate_embedded_dataset(root, seed=seed, overwrite=True, verbose=True)
+    report = preprocess_dataset(read_dataset("casme2", root), cache, image_size=image_size, num_frames=num_frames)
+    if report.processed or report.failed:
+        print(report.summary(), flush=True)
+    return cache
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m cmnet_keras.data.embedded",

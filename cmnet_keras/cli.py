@@ -1,0 +1,93 @@
+"""Command-line options shared by the training commands (`train`, `ablation`)."""
+
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from cmnet_keras import distribute
+from cmnet_keras.config import PRESETS, SAMPLERS, get_config
+
+
+def add_training_arguments(parser):
+    """Adds the options of one LOSO run to an `argparse.ArgumentParser`."""
+    parser.add_argument("--cache", help="preprocessed cache folder (default: the embedded dataset)")
+    parser.add_argument("--data-dir", default="data", help="where the embedded dataset and its cache live")
+    parser.add_argument("--preset", default="demo", choices=sorted(PRESETS), help="model size preset")
+    parser.add_argument("--epochs", type=int, help="epochs per fold (default: the preset's)")
+    parser.add_argument("--batch-size", type=int, help="global batch size (default: the preset's)")
+    parser.add_argument("--learning-rate", type=float, help="initial learning rate (default: the preset's)")
+    parser.add_argument("--sampler", choices=SAMPLERS, help="negative sampler of L_ID (Table 2)")
+    parser.add_argument("--lambdas", type=float, nargs=3, metavar=("L_ID", "L_WRST", "L_C"),
+                        help="loss weights of eq. 10, summing to 1 (Table 3)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random draw and the data order")
+    parser.add_argument("--folds", help="fold numbers to run, e.g. 0-12 (default: all)")
+    parser.add_argument("--validation-subjects", type=int, default=0,
+                        help="training subjects per fold used for validation curves (never the test subject)")
+    parser.add_argument("--strategy", default="none", choices=distribute.STRATEGIES, help="tf.distribute strategy")
+    parser.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy")
+    parser.add_argument("--checkpoint-every", type=int, default=5, metavar="E",
+                        help="save a resumable fold checkpoint every E epochs (and after the last)")
+    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress bar mode")
+    return parser
+
+
+def config_from_args(args):
+    """CMNetConfig from the preset plus the given overrides."""
+    overrides = {"seed": args.seed}
+    for field, value in (("epochs", args.epochs), ("batch_size", args.batch_size),
+                         ("learning_rate", args.learning_rate), ("sampler", args.sampler),
+                         ("lambdas", args.lambdas)):
+        if value is not None:
+            overrides[field] = value
+    return get_config(args.preset, **overrides)
+
+
+def resolve_cache(args, config):
+    """--cache, else the embedded dataset (generated and preprocessed on first use)."""
+    if args.cache:
+        if not Path(args.cache, "index.csv").is_file():
+            raise FileNotFoundError(f"--cache {args.cache}: no index.csv; run cmnet_keras.preprocess first")
+        return Path(args.cache)
+    from cmnet_keras.data.embedded import ensure_embedded_cache
+
+    return ensure_embedded_cache(config.image_size, config.num_frames, args.data_dir)
+
+
+def run_options(args, cache):
+    """The keyword arguments of `training.run_loso` given by parsed options."""
+    from cmnet_keras.data.cache import read_index
+    from cmnet_keras.data.folds import fold_subjects
+    from cmnet_keras.training.loso import parse_folds
+
+    return {"folds": parse_folds(args.folds, len(fold_subjects(read_index(cache)))),
+            "validation_subjects": args.validation_subjects, "strategy": args.strategy,
+            "mixed_precision": args.mixed_precision, "verbose": args.verbose,
+            "checkpoint_every": args.checkpoint_every}
+
+
+def prepare_run(parser, args, config):
+    """(cache, `run_loso` options) for parsed options; exits with code 2 on bad options or files."""
+    try:
+        cache = resolve_cache(args, config)
+        return cache, run_options(args, cache)
+    except (ValueError, OSError) as error:
+        parser.exit(2, f"error: {error}\n")
+
+
+def exit_on_error(main):
+    """Runs `main()`; on an uncaught error prints it and ends the process with exit code 1 at once.
+
+    `os._exit` does not wait for tf.data's input threads, which can keep a
+    failed process alive forever. Every file of a run is written atomically, so
+    nothing is lost by skipping the interpreter's shutdown.
+    """
+    try:
+        main()
+    except SystemExit:
+        raise
+    except BaseException:  # KeyboardInterrupt too: the same threads would hold the process
+        traceback.print_exc()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)

@@ -1,0 +1,253 @@
+"""Leave-One-Subject-Out training and evaluation of CMNet: the fold loop.
+
+Every fold trains for a fixed number of epochs and is then tested once on its
+held-out subject: nothing (epoch, model) is chosen on the test subject. An
+optional validation split comes from training subjects only and is just reported.
+
+Resume: `run_loso` into an existing run directory continues after the last
+checkpointed epoch of the unfinished fold; finished folds are never redone;
+other settings are refused (`run_dir`). The initial weights derive from
+(seed, fold), the training data order from (seed, fold, epoch), and the model's
+random-generator states are checkpointed with the weights, so a resumed run
+equals an uninterrupted one.
+"""
+
+import contextlib
+import dataclasses
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from cmnet_keras import distribute, metrics, reports
+from cmnet_keras.data.cache import cache_fingerprint, read_index, read_meta
+from cmnet_keras.data.folds import fold_seed, fold_subjects, loso_folds
+from cmnet_keras.data.pipeline import make_dataset, make_epochs_dataset
+from cmnet_keras.models import build_cmnet
+from cmnet_keras.training import run_dir
+
+FINAL_MODEL_FILE = "model.keras"
+
+
+def parse_folds(spec, num_folds):
+    """Fold numbers from "0-12", "3", "0,2,5-7" (0-based, in `fold_subjects` order); None = all."""
+    if spec is None:
+        return list(range(num_folds))
+    numbers = []
+    for part in str(spec).split(","):
+        try:
+            first, _, last = part.strip().partition("-")
+            numbers.extend(range(int(first), int(last or first) + 1))
+        except ValueError:
+            raise ValueError(f"--folds: cannot read {part!r} in {spec!r}; use e.g. 0-12 or 0,3,5-7") from None
+    bad = [n for n in numbers if not 0 <= n < num_folds]
+    if bad or not numbers:
+        raise ValueError(f"--folds {spec!r}: fold numbers must be in 0..{num_folds - 1}, got {bad or numbers}")
+    return sorted(set(numbers))
+
+
+def config_for_cache(config, cache_dir):
+    """The config with the cache's classes; errors if frames or image size differ from the cache."""
+    meta = read_meta(cache_dir)
+    for key in ("num_frames", "image_size"):
+        if int(meta[key]) != getattr(config, key):
+            raise ValueError(
+                f"cache {cache_dir} has {key}={meta[key]} but the config has {key}={getattr(config, key)}; "
+                f"use a matching --preset or preprocess the dataset again"
+            )
+    return config.replace(class_names=tuple(meta["class_names"]), num_classes=len(meta["class_names"]))
+
+
+def reuse_compiled(fresh, compiled):
+    """`compiled` (a built and trained CMNet of the same config) set to the state of `fresh`.
+
+    Copies every model variable (weights, random-generator states) and every
+    optimizer variable (slots, iteration count) from the just-built `fresh`.
+    `compiled` keeps its traced train and predict functions, so the next fold
+    starts without tracing them again (2-5 s a fold at the demo size) and
+    trains exactly as `fresh` would.
+    """
+    for source, target in ((fresh.variables, compiled.variables),
+                           (fresh.optimizer.variables, compiled.optimizer.variables)):
+        if [(tuple(v.shape), v.dtype) for v in source] != [(tuple(v.shape), v.dtype) for v in target]:
+            raise ValueError("reuse_compiled: the two models' variables differ; build both from one config")
+        for src, dst in zip(source, target):
+            dst.assign(src)
+    return compiled
+
+
+def _to_numpy(value):
+    return np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float32)
+
+
+def predict_fold(model, fold, fold_number):
+    """Per-clip predictions on the held-out subject: label, pred, probs, k and prototype curves."""
+    outputs = model.predict(fold.test, verbose=0)
+    probs, intensity = _to_numpy(outputs["probs"]), _to_numpy(outputs["intensity"])
+    index = fold.test_index
+    if len(probs) != len(index):
+        raise RuntimeError(f"fold {fold_number}: {len(probs)} predictions for {len(index)} test clips")
+    apex = index["apex"].to_numpy(dtype=np.int32)
+    prototype = _to_numpy(model.intensity_prototype(keras.ops.convert_to_tensor(apex)))
+    clips = []
+    for i, row in enumerate(index.itertuples(index=False)):
+        clips.append({
+            "fold": fold_number, "subject": fold.subject, "clip_id": row.clip_id, "label": int(row.label),
+            "pred": int(np.argmax(probs[i])), "probs": probs[i].round(6).tolist(), "apex": int(row.apex),
+            "apex_source": row.apex_source, "intensity": intensity[i].round(6).tolist(),
+            "prototype": prototype[i].round(6).tolist(),
+        })
+    return clips
+
+
+def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, verbose=1, checkpoint_every=5,
+               compiled=None):
+    """Trains one fold for `config.epochs` epochs (resuming from its checkpoint) and tests it.
+
+    The remaining epochs run in one `fit` call; a checkpoint is saved every
+    `checkpoint_every` epochs and after the last.
+
+    Args:
+        fold: a `LOSOFold`.
+        fold_number: its number (seeds derive from it).
+        fold_dir: the fold's folder in the run directory.
+        cache_dir: the preprocessed cache.
+        config: CMNetConfig.
+        strategy: a tf.distribute strategy or None.
+        verbose: Keras progress bar mode.
+        checkpoint_every: epochs between checkpoints.
+        compiled: dict from steps per epoch to a model of an earlier fold of the
+            same run, reused (`reuse_compiled`) instead of traced again; the
+            fold's model is added to it.
+
+    Returns:
+        the fold result dict (also written to `fold_dir`).
+    """
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+    fold_dir = Path(fold_dir)
+    steps_per_epoch = -(-len(fold.train_index) // config.batch_size)
+    keras.utils.set_random_seed(fold_seed(config.seed, fold_number, 0))
+    with distribute.strategy_scope(strategy):
+        model, state = run_dir.load_epoch_checkpoint(fold_dir)
+        if model is None:
+            model = build_cmnet(config, steps_per_epoch=steps_per_epoch)
+            if compiled is not None and steps_per_epoch in compiled:
+                model = reuse_compiled(model, compiled[steps_per_epoch])
+    if compiled is not None:
+        compiled[steps_per_epoch] = model
+    if state["epoch"]:
+        print(f"  resuming after epoch {state['epoch']}/{config.epochs}", flush=True)
+    if state["epoch"] < config.epochs:
+        seeds = [fold_seed(config.seed, fold_number, 2, epoch) for epoch in range(state["epoch"], config.epochs)]
+        train = make_epochs_dataset(cache_dir, fold.train_index, config.batch_size, seeds)
+        model.fit(dataclasses.replace(fold, train=train), initial_epoch=state["epoch"], epochs=config.epochs,
+                  steps_per_epoch=steps_per_epoch, shuffle=False, verbose=verbose,
+                  callbacks=[run_dir.EpochCheckpoint(fold_dir, state, checkpoint_every, config.epochs)])
+    clips = predict_fold(model, fold, fold_number)
+    scores = metrics.fold_scores([c["label"] for c in clips], [c["pred"] for c in clips])
+    result = {"fold": fold_number, "subject": fold.subject, **scores, "epochs": config.epochs,
+              "train_seconds": round(state["train_seconds"], 2), "history": state["history"], "predictions": clips}
+    reports.write_fold_result(fold_dir, result, config.class_names)
+    return result
+
+
+def format_duration(seconds):
+    """"4m05s" or "1h02m03s"."""
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m{seconds:02d}s" if minutes >= 60 else f"{minutes}m{seconds:02d}s"
+
+
+@contextlib.contextmanager
+def dtype_policy(mixed_precision):
+    """Sets the global Keras dtype policy for a run and restores the previous one afterwards."""
+    previous = keras.config.dtype_policy()
+    distribute.set_mixed_precision(mixed_precision)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy="none",
+             mixed_precision=False, verbose=1, command=None, checkpoint_every=5):
+    """Runs (or resumes) LOSO training and evaluation into the run directory `out`.
+
+    Args:
+        cache_dir: preprocessed cache (`cmnet_keras.preprocess`).
+        config: CMNetConfig (its classes are taken from the cache).
+        out: run directory.
+        folds: fold numbers to run (None = all), see `parse_folds`.
+        validation_subjects: training subjects per fold held out for validation curves.
+        strategy: a name of `distribute.STRATEGIES`.
+        mixed_precision: train with the "mixed_float16" policy (restored afterwards).
+        verbose: Keras progress bar mode (0 silent, 1 bar, 2 one line per epoch).
+        command: the command line recorded in config.json.
+        checkpoint_every: epochs between fold checkpoints (resume points).
+
+    Returns:
+        the final results dict over every finished fold of the run directory.
+    """
+    cache_dir = Path(cache_dir)
+    config = config_for_cache(config, cache_dir)
+    subjects = fold_subjects(read_index(cache_dir))
+    numbers = list(range(len(subjects))) if folds is None else list(folds)
+    tf_strategy = distribute.get_strategy(strategy)
+    worker = distribute.worker_id(tf_strategy)
+    out = Path(out) if worker is None else Path(out) / "workers" / worker
+    settings = {"config": config.to_dict(), "subjects": subjects, "cache_fingerprint": cache_fingerprint(cache_dir),
+                "validation_subjects": validation_subjects, "mixed_precision": bool(mixed_precision)}
+    run_dir.prepare_run_dir(out, settings, command or [])
+    print(f"LOSO on {cache_dir}: {len(subjects)} subjects, running folds {numbers} into {out}", flush=True)
+    if tf_strategy is not None:
+        print(f"strategy {strategy}: {tf_strategy.num_replicas_in_sync} replicas in sync", flush=True)
+
+    def fold_dir(number):
+        return out / "folds" / f"{number:02d}_{subjects[number]}"
+
+    pending = [n for n in numbers if not (fold_dir(n) / reports.RESULT_FILE).is_file()]
+    if len(pending) < len(numbers):
+        print(f"{len(numbers) - len(pending)} of the folds finished earlier are kept", flush=True)
+    start = time.perf_counter()
+    folds_iter = loso_folds(cache_dir, batch_size=config.batch_size, seed=config.seed,
+                            subjects=[subjects[n] for n in pending], validation_subjects=validation_subjects)
+    compiled = {}
+    with dtype_policy(mixed_precision):
+        for done, (number, fold) in enumerate(zip(pending, folds_iter), 1):
+            print(f"[fold {done}/{len(pending)}] #{number}: test subject {fold.subject} ({len(fold.test_index)} "
+                  f"clips), train {len(fold.train_index)} clips", flush=True)
+            result = train_fold(fold, number, fold_dir(number), cache_dir, config, strategy=tf_strategy,
+                                verbose=verbose, checkpoint_every=checkpoint_every, compiled=compiled)
+            elapsed = time.perf_counter() - start
+            print(f"[fold {done}/{len(pending)}] #{number} ({fold.subject}): acc {100 * result['accuracy']:.1f}% "
+                  f"F1 {100 * result['f1']:.1f}% on {result['n']} clips | elapsed {format_duration(elapsed)}, "
+                  f"ETA {format_duration(elapsed / done * (len(pending) - done))}", flush=True)
+
+    results = reports.write_summary(out, reports.load_fold_results(out), config.class_names, subjects)
+    print(reports.format_summary(results), flush=True)
+    if not results["complete"]:
+        print(f"{len(results['missing_subjects'])} subjects not run yet: {results['missing_subjects']}", flush=True)
+    return results
+
+
+def train_final_model(cache_dir, config, out, verbose=1):
+    """Trains one model on every subject for `config.epochs` epochs and saves `<out>/model.keras`.
+
+    This is the model to deploy (`cmnet_keras.export`, `cmnet_keras.predict`); it has no
+    held-out subject, so its scores are the LOSO ones. An existing `model.keras` is kept.
+    """
+    path = Path(out) / FINAL_MODEL_FILE
+    if path.is_file():
+        print(f"final model {path} exists: kept", flush=True)
+        return path
+    config = config_for_cache(config, cache_dir)
+    index = read_index(cache_dir)
+    keras.utils.set_random_seed(fold_seed(config.seed, len(fold_subjects(index)), 0))
+    model = build_cmnet(config, steps_per_epoch=-(-len(index) // config.batch_size))
+    print(f"final model: training on all {len(index)} clips for {config.epochs} epochs", flush=True)
+    data = make_dataset(cache_dir, index=index, batch_size=config.batch_size, shuffle=True, seed=config.seed)
+    model.fit(data, epochs=config.epochs, shuffle=False, verbose=verbose)
+    run_dir.save_model(model, path)
+    print(f"final model saved to {path}", flush=True)
+    return path

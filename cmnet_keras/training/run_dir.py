@@ -1,0 +1,149 @@
+"""The run directory of a LOSO run: settings, epoch checkpoints and resume state.
+
+    config.json                 settings (compared on resume), versions, command line
+    folds/<NN>_<subject>/       epoch_<E>.keras + state.json (last checkpointed epoch),
+                                result.json (marks the fold finished), predictions.csv, plots
+    results.json, results.csv   the final tables (`cmnet_keras.reports`)
+
+Every file is written atomically (`cmnet_keras.files`): a run killed at any
+moment leaves the previous version of each file, never half of one.
+"""
+
+import importlib.metadata
+import json
+import platform
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from cmnet_keras import files
+
+CONFIG_FILE = "config.json"
+STATE_FILE = "state.json"
+VERSION_PACKAGES = ("keras", "tensorflow", "tensorflow-cpu", "jax", "torch", "numpy", "pandas",
+                    "scikit-learn", "mediapipe", "cmnet-keras")
+
+
+class ConfigMismatchError(ValueError):
+    """A run directory holds a run made with other settings."""
+
+
+def package_versions():
+    """Python, platform, Keras backend and the versions of the installed relevant packages."""
+    versions = {"python": platform.python_version(), "platform": platform.platform(),
+                "keras_backend": keras.backend.backend()}
+    for name in VERSION_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def settings_differences(saved, current, labels=("run", "now"), prefix=""):
+    """"name: a (label0) != b (label1)" for every field that differs between two settings dicts."""
+    differences = []
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            differences += settings_differences(a, b, labels, prefix=f"{prefix}{key}.")
+        elif a != b:
+            differences.append(f"{prefix}{key}: {a!r} ({labels[0]}) != {b!r} ({labels[1]})")
+    return differences
+
+
+def check_settings(saved, current, message, labels=("run", "now")):
+    """Raises ConfigMismatchError with `message` and every differing field."""
+    differences = settings_differences(saved, current, labels)
+    if differences:
+        raise ConfigMismatchError(message + "\n  " + "\n  ".join(differences))
+
+
+def read_settings(run_dir):
+    """The settings recorded in a run directory's config.json."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run directory: no {CONFIG_FILE}")
+    return json.loads(path.read_text())["settings"]
+
+
+def prepare_run_dir(out, settings, command):
+    """Creates the run directory and config.json, or checks an existing run's settings.
+
+    Also removes the temp files a killed run left behind.
+    """
+    out = Path(out)
+    path = out / CONFIG_FILE
+    if path.is_file():
+        check_settings(read_settings(out), settings,
+                       f"{out} holds a run with other settings; resume it with the same ones or use another --out.")
+        files.remove_stale_temps(out)
+        return
+    files.write_json(path, {"settings": settings, "versions": package_versions(), "command": command})
+
+
+def _seed_states(model):
+    # `.keras` files do not hold the states of keras.random.SeedGenerator objects.
+    return [v for v in model.variables if v.name == "seed_generator_state"]
+
+
+def save_model(model, path):
+    """`model.save(path)` through a temp file: `path` is the old file or the whole new one."""
+    with files.atomic_path(path, suffix=".keras") as temp:
+        model.save(temp)
+
+
+def save_epoch_checkpoint(model, fold_dir, state):
+    """Saves the model (weights, optimizer state) as `epoch_<E>.keras`, then `state` (finished epochs,
+    history, time, RNG states, checkpoint name), then removes the older checkpoint.
+
+    The model is saved under a temp name and renamed; state.json is written last:
+    a run killed at any point resumes from a consistent (checkpoint, state) pair.
+    """
+    fold_dir = Path(fold_dir)
+    name = f"epoch_{state['epoch']:03d}.keras"
+    save_model(model, fold_dir / name)
+    state["checkpoint"] = name
+    state["seed_states"] = [keras.ops.convert_to_numpy(v).tolist() for v in _seed_states(model)]
+    files.write_json(fold_dir / STATE_FILE, state)
+    for old in fold_dir.glob("epoch_*.keras"):
+        if old.name != name:
+            old.unlink()
+
+
+def load_epoch_checkpoint(fold_dir):
+    """(model, state) of the fold's last checkpoint, or (None, a fresh state) if it has none."""
+    fold_dir = Path(fold_dir)
+    path = fold_dir / STATE_FILE
+    if not path.is_file():
+        return None, {"epoch": 0, "history": {}, "train_seconds": 0.0}
+    state = json.loads(path.read_text())
+    model = keras.models.load_model(fold_dir / state["checkpoint"])
+    for variable, value in zip(_seed_states(model), state["seed_states"], strict=True):
+        variable.assign(np.asarray(value, dtype=variable.dtype))
+    return model, state
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Records each epoch's logs and time in `state`; saves the fold checkpoint every
+    `every` epochs and after the last one (`save_epoch_checkpoint`)."""
+
+    def __init__(self, fold_dir, state, every, total_epochs):
+        super().__init__()
+        if every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1, got {every}")
+        self.fold_dir, self.state, self.every, self.total_epochs = fold_dir, state, every, total_epochs
+        self._start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.state["train_seconds"] += time.perf_counter() - self._start
+        for key, value in (logs or {}).items():
+            self.state["history"].setdefault(key, []).append(float(value))
+        self.state["epoch"] = epoch + 1
+        if (epoch + 1) % self.every == 0 or epoch + 1 == self.total_epochs:
+            save_epoch_checkpoint(self.model, self.fold_dir, self.state)
