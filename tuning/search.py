@@ -108,7 +108,9 @@ class SimplexGridOracle(kt.oracles.GridSearchOracle):
     keras-tuner 1.4.8's `GridSearchOracle` keeps its position in the grid in
     memory only (not in `oracle.json`), so a reloaded search ends at once
     without running the remaining points. Here the next point is the first
-    grid value not tried yet, read from the oracle's saved state.
+    grid value not tried yet, read from the oracle's saved state. The oracle and
+    its trials are saved atomically (`cmnet_keras.files`), so a search killed at
+    any moment reloads.
 
     Args:
         trial_budget: stop once this many trials exist, reloaded ones included
@@ -129,6 +131,12 @@ class SimplexGridOracle(kt.oracles.GridSearchOracle):
             if not self._duplicate({HP_NAME: value}):
                 return {"status": "RUNNING", "values": {HP_NAME: value}}
         return {"status": "STOPPED", "values": None}
+
+    def save(self):
+        files.write_json(self._get_oracle_fname(), self.get_state())
+
+    def _save_trial(self, trial):
+        files.write_json(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"), trial.get_state())
 
 
 class LambdaGridSearch(kt.Tuner):
@@ -162,6 +170,11 @@ class LambdaGridSearch(kt.Tuner):
         details = {"lambdas": list(lambdas), "seconds": time.time() - start, **result}
         files.write_json(os.path.join(trial_dir, "result.json"), details)
         return {OBJECTIVE: float(result[OBJECTIVE])}
+
+    def save(self):
+        if not self._is_worker():
+            self.oracle.save()
+        files.write_json(self._get_tuner_fname(), self.get_state())
 
     def on_trial_end(self, trial):
         try:
