@@ -243,3 +243,14 @@ def test_final_model_is_trained_on_every_clip_and_loads(tiny_cache, tmp_path):
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     # One optimizer step per batch of the whole cache (every subject), one epoch.
     assert int(model.optimizer.iterations) == -(-len(frames) // get_config("tiny").batch_size)
+
+
+@pytest.mark.slow
+def test_input_pipeline_error_ends_the_process(tiny_cache, tmp_path):
+    broken = shutil.copytree(tiny_cache, tmp_path / "cache")
+    victim = broken / cache.read_index(broken)["file"].iloc[-1]
+    victim.write_bytes(victim.read_bytes()[:100])
+    done = subprocess.run([sys.executable, "-m", "cmnet_keras.train", *_args(broken, tmp_path / "run", "--folds", "0")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert victim.name in done.stderr
