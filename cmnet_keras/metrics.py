@@ -1,38 +1,40 @@
-"""Evaluation metrics of the two LOSO protocols (numpy only).
+"""Evaluation metrics of the two LOSO protocols and of the intensity tendency (scikit-learn, scipy).
 
 Paper protocol (CMNet, Table 1): per fold, accuracy and F1 = 2PR / (P + R)
 where P and R are macro-averaged precision and recall; both are then averaged
-over the folds.
+over the folds. The macro average can be read two ways (design notes), both
+reported:
+- `f1`: P and R averaged over the classes present in the fold's `y_true` or
+  `y_pred` (scikit-learn's default);
+- `f1_all`: over all C classes, as the paper's formula is printed
+  (`labels=range(C)`, a 0/0 precision or recall counts 0).
 
 Pooled protocol (MEGC): the predictions of all folds are concatenated, then
-accuracy, UF1 (mean of the per-class F1 scores) and UAR (mean of the
-per-class recalls).
+accuracy, UF1 (mean of the per-class F1 scores over the classes present) and
+UAR (mean of the per-class recalls over the true classes,
+`balanced_accuracy_score`).
 
-Classes that do not occur: a LOSO test subject rarely shows every class.
-Macro averages run over the classes present in `y_true` or `y_pred` (the
-union), as scikit-learn does by default; a class whose precision or recall is
-0/0 (never predicted, resp. never true) scores 0 there. UAR averages recall
-over the classes present in `y_true` only (a recall needs true samples),
-which equals `sklearn.metrics.balanced_accuracy_score`.
+Tendency (design notes, "Tendency, measured"): per held-out clip, Spearman's ρ
+between the learned intensity k and the prototype mean over the frames, and
+the rank-sum |Z| of k against the prototype.
 """
 
+import warnings
+
 import numpy as np
+from scipy import stats
+from sklearn import metrics as skm
 
 
 def _as_labels(y_true, y_pred):
     y_true = np.asarray(y_true).reshape(-1).astype(np.int64)
     y_pred = np.asarray(y_pred).reshape(-1).astype(np.int64)
     if y_true.shape != y_pred.shape:
-        raise ValueError(
-            f"y_true has {y_true.size} labels but y_pred has {y_pred.size}"
-        )
+        raise ValueError(f"y_true has {y_true.size} labels but y_pred has {y_pred.size}")
     if y_true.size == 0:
         raise ValueError("y_true and y_pred are empty: nothing to score")
     if min(y_true.min(), y_pred.min()) < 0:
-        raise ValueError(
-            f"labels must be >= 0, got min y_true={y_true.min()}, "
-            f"min y_pred={y_pred.min()}"
-        )
+        raise ValueError(f"labels must be >= 0, got min y_true={y_true.min()}, min y_pred={y_pred.min()}")
     return y_true, y_pred
 
 
@@ -42,91 +44,58 @@ def confusion_matrix(y_true, y_pred, num_classes=None):
     size = int(max(y_true.max(), y_pred.max())) + 1
     if num_classes is not None:
         if size > num_classes:
-            raise ValueError(
-                f"label {size - 1} out of range for num_classes={num_classes}"
-            )
+            raise ValueError(f"label {size - 1} out of range for num_classes={num_classes}")
         size = num_classes
-    matrix = np.zeros((size, size), dtype=np.int64)
-    np.add.at(matrix, (y_true, y_pred), 1)
-    return matrix
+    return skm.confusion_matrix(y_true, y_pred, labels=np.arange(size))
 
 
-def _per_class(y_true, y_pred):
-    """(precision, recall, f1, support) per class of y_true ∪ y_pred."""
-    matrix = confusion_matrix(y_true, y_pred)
-    classes = np.union1d(y_true, y_pred)
-    tp = np.diag(matrix)[classes].astype(np.float64)
-    predicted = matrix.sum(axis=0)[classes]
-    actual = matrix.sum(axis=1)[classes]
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
-    denom = predicted + actual
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    return precision, recall, f1, actual
+def _two_pr_over_p_plus_r(y_true, y_pred, labels=None):
+    p = skm.precision_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+    r = skm.recall_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+    return float(p), float(r), float(2 * p * r / (p + r)) if p + r > 0 else 0.0
 
 
-def accuracy(y_true, y_pred):
-    """Fraction of correct predictions."""
-    y_true, y_pred = _as_labels(y_true, y_pred)
-    return float(np.mean(y_true == y_pred))
+def fold_scores(y_true, y_pred, num_classes=None):
+    """Per-fold scores of the paper protocol.
 
-
-def paper_f1(y_true, y_pred):
-    """The paper's F1 = 2PR / (P + R) of macro precision P and macro recall R.
-
-    Note this is not the mean of per-class F1 scores (that is `unweighted_f1`).
+    Args:
+        y_true, y_pred: the fold's labels and predictions.
+        num_classes: C, for `f1_all` (omitted when None).
 
     Returns:
-        dict with "precision", "recall", "f1" (0 when P + R = 0).
+        dict with n, accuracy, precision, recall, f1 (classes present) and
+        f1_all (all C classes).
     """
     y_true, y_pred = _as_labels(y_true, y_pred)
-    precision, recall, _, _ = _per_class(y_true, y_pred)
-    p, r = float(precision.mean()), float(recall.mean())
-    f1 = 2 * p * r / (p + r) if p + r > 0 else 0.0
-    return {"precision": p, "recall": r, "f1": f1}
+    precision, recall, f1 = _two_pr_over_p_plus_r(y_true, y_pred)
+    scores = {"n": int(y_true.size), "accuracy": float(skm.accuracy_score(y_true, y_pred)),
+              "precision": precision, "recall": recall, "f1": f1}
+    if num_classes is not None:
+        confusion_matrix(y_true, y_pred, num_classes)  # checks the label range
+        scores["f1_all"] = _two_pr_over_p_plus_r(y_true, y_pred, labels=np.arange(num_classes))[2]
+    return scores
 
 
-def unweighted_f1(y_true, y_pred):
-    """UF1: the mean of per-class F1 = 2TP / (2TP + FP + FN) over y_true ∪ y_pred."""
-    y_true, y_pred = _as_labels(y_true, y_pred)
-    return float(_per_class(y_true, y_pred)[2].mean())
-
-
-def unweighted_average_recall(y_true, y_pred):
-    """UAR: the mean of per-class recall over the classes present in y_true."""
-    y_true, y_pred = _as_labels(y_true, y_pred)
-    _, recall, _, actual = _per_class(y_true, y_pred)
-    return float(recall[actual > 0].mean())
-
-
-def fold_scores(y_true, y_pred):
-    """Per-fold scores of the paper protocol: n, accuracy, precision, recall, f1."""
-    y_true, y_pred = _as_labels(y_true, y_pred)
-    return {"n": int(y_true.size), "accuracy": accuracy(y_true, y_pred), **paper_f1(y_true, y_pred)}
-
-
-def paper_protocol(folds):
+def paper_protocol(folds, num_classes=None):
     """Accuracy and F1 of each fold, averaged over the folds (CMNet Table 1).
 
     Args:
         folds: sequence of (y_true, y_pred) pairs, one per LOSO fold.
+        num_classes: C, for the all-classes reading `f1_all`.
 
     Returns:
-        dict with "accuracy", "f1" (means over folds), their standard
-        deviations "accuracy_std", "f1_std", and "num_folds".
+        dict with the means over folds of "accuracy", "f1" (and "f1_all"), their
+        standard deviations "<name>_std", and "num_folds".
     """
     if len(folds) == 0:
         raise ValueError("paper_protocol needs at least one fold, got none")
-    scores = [fold_scores(t, p) for t, p in folds]
-    acc = np.array([s["accuracy"] for s in scores])
-    f1 = np.array([s["f1"] for s in scores])
-    return {
-        "accuracy": float(acc.mean()),
-        "f1": float(f1.mean()),
-        "accuracy_std": float(acc.std()),
-        "f1_std": float(f1.std()),
-        "num_folds": len(scores),
-    }
+    scores = [fold_scores(t, p, num_classes) for t, p in folds]
+    result = {}
+    for name in ("accuracy", "f1", "f1_all"):
+        if name in scores[0]:
+            values = np.array([s[name] for s in scores])
+            result[name], result[f"{name}_std"] = float(values.mean()), float(values.std())
+    return {**result, "num_folds": len(scores)}
 
 
 def pooled_protocol(folds):
@@ -137,11 +106,48 @@ def pooled_protocol(folds):
     """
     if len(folds) == 0:
         raise ValueError("pooled_protocol needs at least one fold, got none")
-    y_true = np.concatenate([np.asarray(t).reshape(-1) for t, _ in folds])
-    y_pred = np.concatenate([np.asarray(p).reshape(-1) for _, p in folds])
+    y_true, y_pred = _as_labels(np.concatenate([np.asarray(t).reshape(-1) for t, _ in folds]),
+                                np.concatenate([np.asarray(p).reshape(-1) for _, p in folds]))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")  # expected in LOSO
+        uar = float(skm.balanced_accuracy_score(y_true, y_pred))
     return {
-        "accuracy": accuracy(y_true, y_pred),
-        "uf1": unweighted_f1(y_true, y_pred),
-        "uar": unweighted_average_recall(y_true, y_pred),
+        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
+        "uf1": float(skm.f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "uar": uar,
         "n": int(y_true.size),
     }
+
+
+def clip_tendency(intensity, prototype):
+    """Whether a clip's learned intensity k follows its prototype.
+
+    Args:
+        intensity: k over the T frames.
+        prototype: the prototype mean over the T frames (eqs. 2-4).
+
+    Returns:
+        dict with "rho" (Spearman's ρ; NaN when k or the prototype is constant)
+        and "abs_z" (|Z| of the Wilcoxon rank-sum test of k against the prototype).
+    """
+    k, q = np.asarray(intensity, np.float64).reshape(-1), np.asarray(prototype, np.float64).reshape(-1)
+    if k.shape != q.shape or k.size < 3:
+        raise ValueError(f"intensity and prototype need the same length >= 3, got {k.size} and {q.size}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        rho = stats.spearmanr(k, q).statistic
+    return {"rho": float(rho), "abs_z": float(abs(stats.ranksums(k, q).statistic))}
+
+
+def tendency_summary(clips):
+    """Mean ρ (over the clips where it is defined) and mean |Z| of clips with "rho" and "abs_z".
+
+    Returns:
+        dict with "rho", "abs_z", "n" (clips) and "rho_undefined" (clips with a constant k).
+    """
+    rho = np.array([c["rho"] for c in clips], np.float64)
+    abs_z = np.array([c["abs_z"] for c in clips], np.float64)
+    defined = ~np.isnan(rho)
+    return {"rho": float(rho[defined].mean()) if defined.any() else float("nan"),
+            "abs_z": float(abs_z.mean()) if abs_z.size else float("nan"),
+            "n": int(rho.size), "rho_undefined": int((~defined).sum())}

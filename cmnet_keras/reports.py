@@ -62,10 +62,12 @@ def load_fold_results(run_dir):
     return sorted((json.loads(p.read_text()) for p in paths), key=lambda r: r["fold"])
 
 
-def summarize(fold_results):
-    """Both protocols over the given fold results (see `cmnet_keras.metrics`)."""
+def summarize(fold_results, num_classes):
+    """Both protocols and the tendency over the given fold results (see `cmnet_keras.metrics`)."""
     pairs = [([c["label"] for c in r["predictions"]], [c["pred"] for c in r["predictions"]]) for r in fold_results]
-    return {"paper": metrics.paper_protocol(pairs), "pooled": metrics.pooled_protocol(pairs)}
+    clips = [c for r in fold_results for c in r["predictions"] if "rho" in c]
+    return {"paper": metrics.paper_protocol(pairs, num_classes), "pooled": metrics.pooled_protocol(pairs),
+            "tendency": metrics.tendency_summary(clips)}
 
 
 def write_summary(out_dir, fold_results, class_names, all_subjects):
@@ -85,22 +87,24 @@ def write_summary(out_dir, fold_results, class_names, all_subjects):
         the results dict written to results.json.
     """
     out_dir = Path(out_dir)
-    scores = summarize(fold_results)
+    scores = summarize(fold_results, len(class_names))
     done = [r["subject"] for r in fold_results]
     clips = [c for r in fold_results for c in r["predictions"]]
     matrix = metrics.confusion_matrix([c["label"] for c in clips], [c["pred"] for c in clips], len(class_names))
-    fold_fields = ["fold", "subject", "n", "accuracy", "precision", "recall", "f1", "epochs", "train_seconds"]
+    fold_fields = ["fold", "subject", "n", "accuracy", "precision", "recall", "f1", "f1_all", "rho", "abs_z",
+                   "epochs", "train_seconds"]
     results = {
         **scores,
         "class_names": list(class_names),
         "complete": sorted(done) == sorted(all_subjects),
         "missing_subjects": [s for s in all_subjects if s not in done],
-        "folds": [{k: r[k] for k in fold_fields} for r in fold_results],
+        "folds": [{k: r.get(k) for k in fold_fields} for r in fold_results],
         "confusion_matrix": matrix.tolist(),
     }
     write_json(out_dir / "results.json", results)
     write_csv(out_dir / "folds.csv", results["folds"], fold_fields)
-    rows = [{"protocol": p, "metric": m, "value": v} for p in ("paper", "pooled") for m, v in scores[p].items()]
+    rows = [{"protocol": p, "metric": m, "value": v} for p in ("paper", "pooled", "tendency")
+            for m, v in scores[p].items()]
     write_csv(out_dir / "results.csv", rows, ["protocol", "metric", "value"])
     write_csv(out_dir / "predictions.csv", _prediction_rows(clips, class_names), _prediction_fields(class_names))
     plot_confusion_matrix(matrix, class_names, out_dir / "confusion_matrix.png",
@@ -110,12 +114,16 @@ def write_summary(out_dir, fold_results, class_names, all_subjects):
 
 
 def format_summary(results):
-    """One line per protocol, in percent."""
-    paper, pooled = results["paper"], results["pooled"]
+    """One line per protocol (in percent) and one for the tendency of k."""
+    paper, pooled, tendency = results["paper"], results["pooled"], results["tendency"]
+    f1_all = f" / F1 over all classes {100 * paper['f1_all']:.2f}" if "f1_all" in paper else ""
     return (
-        f"paper protocol ({paper['num_folds']} folds): Acc {100 * paper['accuracy']:.2f} / F1 {100 * paper['f1']:.2f}\n"
+        f"paper protocol ({paper['num_folds']} folds): Acc {100 * paper['accuracy']:.2f} / "
+        f"F1 {100 * paper['f1']:.2f} (classes present){f1_all}\n"
         f"pooled protocol ({pooled['n']} clips): Acc {100 * pooled['accuracy']:.2f} / "
-        f"UF1 {100 * pooled['uf1']:.2f} / UAR {100 * pooled['uar']:.2f}"
+        f"UF1 {100 * pooled['uf1']:.2f} / UAR {100 * pooled['uar']:.2f}\n"
+        f"tendency of k ({tendency['n']} clips): Spearman rho {tendency['rho']:.3f} "
+        f"({tendency['rho_undefined']} clips with constant k), rank-sum |Z| {tendency['abs_z']:.2f}"
     )
 
 
@@ -148,7 +156,8 @@ def plot_confusion_matrix(matrix, class_names, path, title=""):
 
 
 def plot_intensity_curves(clips, class_names, path):
-    """Fig. 5 style grid: prototype mean vs learned intensity k over the frames, one panel per clip."""
+    """Fig. 5 style grid: prototype mean vs learned intensity k over the frames, one panel per clip,
+    titled with the clip's Spearman rho and rank-sum |Z| (`metrics.clip_tendency`)."""
     cols = min(3, max(len(clips), 1))
     rows = max(1, -(-len(clips) // cols))
     fig = Figure(figsize=(4 * cols, 2.8 * rows))
@@ -160,8 +169,9 @@ def plot_intensity_curves(clips, class_names, path):
         ax.plot(frames, clip["prototype"], "o--", color="tab:gray", label="prototype")
         ax.plot(frames, clip["intensity"], "o-", color="tab:red", label="learned k")
         ax.axvline(clip["apex"] + 1, color="tab:blue", lw=0.8, ls=":", label="apex")
+        tendency = f", rho {clip['rho']:.2f}, |Z| {clip['abs_z']:.2f}" if "rho" in clip else ""
         ax.set_title(f"{clip['subject']}/{clip['clip_id']}\n"
-                     f"true {class_names[clip['label']]}, pred {class_names[clip['pred']]}", fontsize=9)
+                     f"true {class_names[clip['label']]}, pred {class_names[clip['pred']]}{tendency}", fontsize=9)
         ax.set_xlabel("frame")
         ax.set_ylabel("intensity")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from sklearn import metrics as skm
 
 from cmnet_keras import ablation, get_config, reports, train
@@ -100,13 +101,24 @@ def test_run_writes_results_and_plots(full_run, tiny_cache):
         p = skm.precision_score(labels, preds, average="macro", zero_division=0)
         r = skm.recall_score(labels, preds, average="macro", zero_division=0)
         assert f1 == pytest.approx(2 * p * r / (p + r) if p + r else 0.0)
+        fold_result = next(r for r in reports.load_fold_results(full_run) if r["fold"] == fold)
+        p = skm.precision_score(labels, preds, labels=range(3), average="macro", zero_division=0)
+        r = skm.recall_score(labels, preds, labels=range(3), average="macro", zero_division=0)
+        assert fold_result["f1_all"] == pytest.approx(2 * p * r / (p + r) if p + r else 0.0)
     labels = sum((t[5] for t in table), [])
     preds = sum((t[6] for t in table), [])
     assert results["pooled"]["uf1"] == pytest.approx(skm.f1_score(labels, preds, average="macro", zero_division=0))
     assert results["pooled"]["uar"] == pytest.approx(skm.balanced_accuracy_score(labels, preds))
     assert results["paper"]["accuracy"] == pytest.approx(np.mean([t[3] for t in table]))
+    clips = [c for r in reports.load_fold_results(full_run) for c in r["predictions"]]
+    for clip in clips:
+        rho = stats.spearmanr(clip["intensity"], clip["prototype"]).statistic
+        assert clip["rho"] == pytest.approx(rho, abs=1e-6) or (np.isnan(rho) and np.isnan(clip["rho"]))
+        assert clip["abs_z"] == pytest.approx(abs(stats.ranksums(clip["intensity"], clip["prototype"]).statistic))
+    assert results["tendency"]["n"] == 6
+    assert results["tendency"]["abs_z"] == pytest.approx(np.mean([c["abs_z"] for c in clips]))
     rows = pd.read_csv(full_run / "results.csv")
-    assert set(rows["protocol"]) == {"paper", "pooled"}
+    assert set(rows["protocol"]) == {"paper", "pooled", "tendency"}
     assert len(pd.read_csv(full_run / "predictions.csv")) == 6
     assert len(pd.read_csv(full_run / "folds.csv")) == 3
     for png in ("confusion_matrix.png", "intensity.png"):

@@ -82,7 +82,8 @@ def _to_numpy(value):
 
 
 def predict_fold(model, fold, fold_number):
-    """Per-clip predictions on the held-out subject: label, pred, probs, k and prototype curves."""
+    """Per-clip predictions on the held-out subject: label, pred, probs, k and prototype curves,
+    and the tendency of k (`metrics.clip_tendency`: ρ, |Z|)."""
     outputs = model.predict(fold.test, verbose=0)
     probs, intensity = _to_numpy(outputs["probs"]), _to_numpy(outputs["intensity"])
     index = fold.test_index
@@ -90,13 +91,14 @@ def predict_fold(model, fold, fold_number):
         raise RuntimeError(f"fold {fold_number}: {len(probs)} predictions for {len(index)} test clips")
     apex = index["apex"].to_numpy(dtype=np.int32)
     prototype = _to_numpy(model.intensity_prototype(keras.ops.convert_to_tensor(apex)))
+    intensity, prototype = intensity.round(6), prototype.round(6)  # as stored: the tendency is reproducible from them
     clips = []
     for i, row in enumerate(index.itertuples(index=False)):
         clips.append({
             "fold": fold_number, "subject": fold.subject, "clip_id": row.clip_id, "label": int(row.label),
             "pred": int(np.argmax(probs[i])), "probs": probs[i].round(6).tolist(), "apex": int(row.apex),
-            "apex_source": row.apex_source, "intensity": intensity[i].round(6).tolist(),
-            "prototype": prototype[i].round(6).tolist(),
+            "apex_source": row.apex_source, "intensity": intensity[i].tolist(),
+            "prototype": prototype[i].tolist(), **metrics.clip_tendency(intensity[i], prototype[i]),
         })
     return clips
 
@@ -146,8 +148,11 @@ def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, ve
                   steps_per_epoch=steps_per_epoch, shuffle=False, verbose=verbose,
                   callbacks=[run_dir.EpochCheckpoint(fold_dir, state, checkpoint_every, config.epochs)])
     clips = predict_fold(model, fold, fold_number)
-    scores = metrics.fold_scores([c["label"] for c in clips], [c["pred"] for c in clips])
+    scores = metrics.fold_scores([c["label"] for c in clips], [c["pred"] for c in clips], config.num_classes)
+    tendency = metrics.tendency_summary(clips)
     result = {"fold": fold_number, "subject": fold.subject, **scores, "epochs": config.epochs,
+              "rho": tendency["rho"], "abs_z": tendency["abs_z"],
+              "eta": np.round(keras.ops.convert_to_numpy(model.prototype.eta), 6).tolist(),
               "train_seconds": round(state["train_seconds"], 2), "history": state["history"], "predictions": clips}
     reports.write_fold_result(fold_dir, result, config.class_names)
     return result
