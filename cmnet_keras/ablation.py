@@ -32,7 +32,8 @@ def main(argv=None):
         parser.error(str(error))
     cache, options = cli.prepare_run(parser, args, base)
     try:
-        print(run_ablation(args.table, cache, base, args.out, preset_name=args.preset, command=command, **options))
+        print(run_ablation(args.table, cache, base, args.out, seeds=args.seeds, preset_name=args.preset,
+                           command=command, **options))
     except (ConfigMismatchError, OutputError) as error:
         parser.exit(2, f"error: {error}\n")
 

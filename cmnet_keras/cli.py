@@ -20,7 +20,10 @@ def add_training_arguments(parser):
     parser.add_argument("--sampler", choices=SAMPLERS, help="negative sampler of L_ID (Table 2)")
     parser.add_argument("--lambdas", type=float, nargs=3, metavar=("L_ID", "L_WRST", "L_C"),
                         help="loss weights of eq. 10, summing to 1 (Table 3)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every random draw and the data order")
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=0, help="seed of every random draw and the data order")
+    seeds.add_argument("--seeds", type=int, nargs="+", metavar="S",
+                       help="one run per seed (<out>/seed<S>/), with mean ± std over the seeds")
     parser.add_argument("--folds", help="fold numbers to run, e.g. 0-12 (default: all)")
     parser.add_argument("--validation-subjects", type=int, default=0,
                         help="training subjects per fold used for validation curves (never the test subject)")
@@ -33,8 +36,12 @@ def add_training_arguments(parser):
 
 
 def config_from_args(args):
-    """CMNetConfig from the preset plus the given overrides."""
-    overrides = {"seed": args.seed}
+    """CMNetConfig from the preset plus the given overrides (also checks `--seeds`)."""
+    if args.seeds:
+        from cmnet_keras.training.seeds import check_seeds
+
+        check_seeds(args.seeds)
+    overrides = {"seed": args.seeds[0] if args.seeds else args.seed}
     for field, value in (("epochs", args.epochs), ("batch_size", args.batch_size),
                          ("learning_rate", args.learning_rate), ("sampler", args.sampler),
                          ("lambdas", args.lambdas)):

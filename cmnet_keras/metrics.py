@@ -151,3 +151,22 @@ def tendency_summary(clips):
     return {"rho": float(rho[defined].mean()) if defined.any() else float("nan"),
             "abs_z": float(abs_z.mean()) if abs_z.size else float("nan"),
             "n": int(rho.size), "rho_undefined": int((~defined).sum())}
+
+
+def paired_wilcoxon(scores, reference):
+    """Wilcoxon signed-rank test of paired scores (e.g. per (seed, fold)) against a reference.
+
+    Pairs with equal scores are dropped (scipy's "wilcox" zero method).
+
+    Returns:
+        dict with "n" (pairs), "mean_difference" (scores - reference), "statistic" and
+        "p" (two-sided; NaN when every pair is equal).
+    """
+    a, b = np.asarray(scores, np.float64), np.asarray(reference, np.float64)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(f"paired_wilcoxon needs two equal-length, non-empty 1-D score lists, got {a.shape} and {b.shape}")
+    result = {"n": int(a.size), "mean_difference": float(np.mean(a - b)), "statistic": float("nan"), "p": float("nan")}
+    if np.any(a != b):
+        test = stats.wilcoxon(a, b, zero_method="wilcox")
+        result.update(statistic=float(test.statistic), p=float(test.pvalue))
+    return result

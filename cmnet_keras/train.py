@@ -5,7 +5,9 @@
 
 Without `--cache` the embedded real-face dataset is generated and preprocessed
 on first use (`<data-dir>/embedded`, `<data-dir>/embedded_cache`). Rerunning the
-same command resumes the run (`cmnet_keras.training.loso`). Exit codes: 0 done,
+same command resumes the run (`cmnet_keras.training.loso`). `--seeds 0 1 2` runs
+one LOSO run per seed and writes mean ± std (`cmnet_keras.training.seeds`); the
+final model (`--final-model`) uses the first seed. Exit codes: 0 done,
 1 an error while training (the process exits, also while input threads run),
 2 bad arguments, settings or files.
 """
@@ -30,10 +32,14 @@ def main(argv=None):
     except ValueError as error:
         parser.error(str(error))
     from cmnet_keras.training import ConfigMismatchError, run_loso, train_final_model
+    from cmnet_keras.training.seeds import run_seeds
 
     cache, options = cli.prepare_run(parser, args, config)
     try:
-        run_loso(cache, config, args.out, command=command, **options)
+        if args.seeds:
+            run_seeds(cache, config, args.out, args.seeds, command=command, **options)
+        else:
+            run_loso(cache, config, args.out, command=command, **options)
         if args.final_model:
             train_final_model(cache, config, args.out, verbose=args.verbose)
     except (ConfigMismatchError, OutputError) as error:

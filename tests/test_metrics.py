@@ -122,3 +122,14 @@ def test_tendency_hand_computed():
     summary = metrics.tendency_summary([above, flat, metrics.clip_tendency(frames[::-1], frames)])
     assert summary == {"rho": pytest.approx(0.0), "abs_z": pytest.approx((above["abs_z"] + flat["abs_z"]) / 3),
                        "n": 3, "rho_undefined": 1}
+
+
+def test_paired_wilcoxon_hand_computed():
+    # Differences 1, 2, -3, 4, 5 (one zero pair dropped): W+ = 1 + 2 + 4 + 5 = 12, W- = 3; W = min = 3.
+    # Exact two-sided p for n = 5: P(W <= 3) = 5 / 32 (subsets of {1..5} with sum <= 3: {}, {1}, {2}, {3}, {1,2}).
+    test = metrics.paired_wilcoxon([1, 2, 0, 4, 5, 7], [0, 0, 3, 0, 0, 7])
+    assert test["n"] == 6 and test["mean_difference"] == pytest.approx(9 / 6)
+    assert test["statistic"] == 3 and test["p"] == pytest.approx(2 * 5 / 32)
+    assert math.isnan(metrics.paired_wilcoxon([1, 2], [1, 2])["p"])
+    with pytest.raises(ValueError, match=r"equal-length.*\(2,\) and \(3,\)"):
+        metrics.paired_wilcoxon([1, 2], [1, 2, 3])

@@ -201,17 +201,30 @@ def test_loss_table_lambdas_renormalise_the_paper_weights():
 
 
 @pytest.mark.slow
-def test_sampler_table(tiny_cache, tmp_path, capsys):
+def test_sampler_table_over_seeds_with_paired_tests(tiny_cache, tmp_path, capsys):
     ablation.main(["--table", "sampler", "--cache", str(tiny_cache), "--preset", "tiny", "--epochs", "1",
-                   "--folds", "0", "--verbose", "0", "--out", str(tmp_path)])
+                   "--folds", "0-1", "--seeds", "0", "1", "--verbose", "0", "--out", str(tmp_path)])
     table = pd.read_csv(tmp_path / "table.csv")
-    assert table["sampler"].tolist() == ["deterministic", "random", "probabilistic"]
+    assert table["setting"].tolist() == ["deterministic", "random", "probabilistic"]
+
+    def fold_accuracies(folder):
+        return [r["accuracy"] for seed in (0, 1) for r in reports.load_fold_results(tmp_path / folder / f"seed{seed}")]
+
+    reference = fold_accuracies("probabilistic")
     for row in table.itertuples():
-        results = json.loads((tmp_path / row.folder / "results.json").read_text())
-        assert row.acc == pytest.approx(100 * results["paper"]["accuracy"])
-        assert row.f1 == pytest.approx(100 * results["paper"]["f1"])
-        settings = json.loads((tmp_path / row.folder / "config.json").read_text())["settings"]
-        assert settings["config"]["sampler"] == row.sampler
+        runs = [json.loads((tmp_path / row.folder / f"seed{s}" / "results.json").read_text()) for s in (0, 1)]
+        accuracy = [r["paper"]["accuracy"] for r in runs]
+        assert row.paper_accuracy_mean == pytest.approx(np.mean(accuracy))
+        assert row.paper_accuracy_std == pytest.approx(np.std(accuracy))
+        assert row.pooled_uf1_mean == pytest.approx(np.mean([r["pooled"]["uf1"] for r in runs]))
+        for seed in (0, 1):
+            settings = json.loads((tmp_path / row.folder / f"seed{seed}" / "config.json").read_text())["settings"]
+            assert (settings["config"]["sampler"], settings["config"]["seed"]) == (row.setting, seed)
+        scores = fold_accuracies(row.folder)
+        if row.folder == "probabilistic" or scores == reference:
+            assert np.isnan(row.p_accuracy)
+        else:
+            assert row.p_accuracy == pytest.approx(stats.wilcoxon(scores, reference).pvalue)
     printed = capsys.readouterr().out
     assert "| Sampling | Acc | F1-score |" in printed and "| Deterministic |" in printed
     assert (tmp_path / "table.md").read_text() in printed

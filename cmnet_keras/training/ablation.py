@@ -1,8 +1,11 @@
 """The paper's ablations over LOSO: Table 2 (negative samplers) and Table 3 (losses).
 
-Each row is a full LOSO run (`run_loso`) in `<out>/<row>/`, resumable like any
-run; the table is written in the paper's format (Acc / F1-score %, paper
-protocol) with the pooled protocol beside it, to `<out>/table.md` and `<out>/table.csv`.
+Each row is a full LOSO run per seed (`run_seeds`) in `<out>/<row>/seed<S>/`,
+resumable like any run; the table is written in the paper's format (Acc /
+F1-score %, paper protocol) with the pooled protocol and the tendency of k
+beside it, mean ± std over the seeds, each row tested against the full model
+(Wilcoxon signed-rank over the (seed, fold) pairs), to `<out>/table.md` and
+`<out>/table.csv`.
 
 Table 3 turns a loss off with lambda = 0. Eq. 10 needs weights summing to 1,
 so the remaining weights of the base lambdas (paper: 0.07, 0.71, 0.22) are
@@ -14,7 +17,7 @@ from pathlib import Path
 
 from cmnet_keras import files
 from cmnet_keras.config import SAMPLERS
-from cmnet_keras.training.loso import run_loso
+from cmnet_keras.training.seeds import PAIRED_METRICS, check_seeds, paired_test, run_seeds, seed_statistics
 
 TABLES = ("sampler", "losses")
 
@@ -48,46 +51,77 @@ def table_rows(table, base):
     return sampler_rows() if table == "sampler" else loss_rows(base.lambdas)
 
 
+def reference_folder(table, base):
+    """The row of the full model, which the other rows are tested against."""
+    if table == "sampler":
+        return base.sampler
+    return "lc_id_wrst"
+
+
+def _cell(statistics, name, scale=100):
+    value = statistics.get(name)
+    return "" if value is None else f"{scale * value['mean']:.2f} ± {scale * value['std']:.2f}"
+
+
+def _p_cell(test):
+    return "" if test is None else ("n/a" if test["p"] != test["p"] else f"{test['p']:.3f}")
+
+
 def format_table(title, header, rows):
-    """Markdown table in the paper's layout: name | Acc | F1-score, then the pooled protocol."""
+    """Markdown table in the paper's layout (Acc | F1-score) with the pooled protocol, the tendency
+    of k, mean ± std over the seeds, and the paired test of each row against the full model."""
     lines = [f"{title}", "",
-             f"| {header} | Acc | F1-score | pooled Acc | UF1 | UAR | folds |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             f"| {header} | Acc | F1-score | F1 (all classes) | pooled Acc | UF1 | UAR | rho | abs Z | "
+             "p Acc | p F1 | seeds x folds |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for row in rows:
-        lines.append(f"| {row['name']} | {row['acc']:.2f} | {row['f1']:.2f} | {row['pooled_acc']:.2f} | "
-                     f"{row['uf1']:.2f} | {row['uar']:.2f} | {row['folds']} |")
+        stats, tests = row["statistics"], row["tests"]
+        cells = [_cell(stats, "paper.accuracy"), _cell(stats, "paper.f1"), _cell(stats, "paper.f1_all"),
+                 _cell(stats, "pooled.accuracy"), _cell(stats, "pooled.uf1"), _cell(stats, "pooled.uar"),
+                 _cell(stats, "tendency.rho", 1), _cell(stats, "tendency.abs_z", 1),
+                 _p_cell(tests and tests["accuracy"]), _p_cell(tests and tests["f1"]), row["pairs"]]
+        lines.append(f"| {row['name']} | " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def run_ablation(table, cache_dir, base, out, preset_name="", **run_options):
-    """Runs every row of `table` as a LOSO run under `out` and writes the table.
+def run_ablation(table, cache_dir, base, out, seeds=None, preset_name="", **run_options):
+    """Runs every row of `table` over `seeds` as LOSO runs under `out/<row>/seed<S>/` and writes the table.
 
     Args:
         table: "sampler" (Table 2) or "losses" (Table 3).
         cache_dir: the preprocessed cache.
         base: the CMNetConfig the rows change.
         out: folder of the row runs and the table.
+        seeds: seeds of every row (default: the base config's seed).
         preset_name: named in the table's title.
         **run_options: passed to `run_loso` (folds, strategy, verbose, command, ...).
 
     Returns:
-        the table as Markdown.
+        the table as Markdown (also `<out>/table.md`; one row per line in `<out>/table.csv`).
     """
     out = Path(out)
-    rows = []
-    for name, folder, changes in table_rows(table, base):
+    seeds = check_seeds([base.seed] if seeds is None else seeds)
+    runs = {}
+    variants = table_rows(table, base)
+    for name, folder, changes in variants:
         print(f"=== {name}: {changes} ===", flush=True)
-        results = run_loso(cache_dir, base.replace(**changes), out / folder, **run_options)
-        paper, pooled = results["paper"], results["pooled"]
-        rows.append({"name": name, "folder": folder, **changes,
-                     "acc": 100 * paper["accuracy"], "f1": 100 * paper["f1"], "pooled_acc": 100 * pooled["accuracy"],
-                     "uf1": 100 * pooled["uf1"], "uar": 100 * pooled["uar"], "folds": paper["num_folds"]})
+        runs[folder] = run_seeds(cache_dir, base.replace(**changes), out / folder, seeds, **run_options)
+    reference = runs[reference_folder(table, base)]
+    rows = []
+    for name, folder, changes in variants:
+        tests = None if folder == reference_folder(table, base) else paired_test(runs[folder], reference)
+        rows.append({"name": name, "folder": folder, **changes, "statistics": seed_statistics(runs[folder]),
+                     "tests": tests, "pairs": sum(len(r["folds"]) for r in runs[folder].values())})
     header = "Sampling" if table == "sampler" else "Losses"
-    title = (f"Table {2 if table == 'sampler' else 3} (LOSO, preset {preset_name}, seed {base.seed}): "
-             "Acc and F1-score (%), paper protocol; pooled Acc, UF1, UAR (%)")
+    title = (f"Table {2 if table == 'sampler' else 3} (LOSO, preset {preset_name}, seeds {seeds}): mean ± std over "
+             "the seeds of Acc and F1-score (%, paper protocol; F1 over the classes present in each fold, and over "
+             "all C classes as the paper's formula is printed), the pooled Acc, UF1, UAR (%), the tendency of k "
+             "(Spearman rho, rank-sum |Z|); p: Wilcoxon signed-rank test of the per-(seed, fold) scores against the "
+             f"full model ({reference_folder(table, base)})")
     markdown = format_table(title, header, rows)
     files.write_bytes(out / "table.md", markdown.encode())
-    fields = ["name", "folder", "sampler" if table == "sampler" else "lambdas",
-              "acc", "f1", "pooled_acc", "uf1", "uar", "folds"]
-    files.write_csv(out / "table.csv", rows, fields)
+    flat = [{"name": r["name"], "folder": r["folder"], "setting": r.get("sampler", r.get("lambdas")),
+             **{f"{k.replace('.', '_')}_{q}": v[q] for k, v in r["statistics"].items() for q in ("mean", "std")},
+             **{f"p_{m}": (r["tests"] or {}).get(m, {}).get("p") for m in PAIRED_METRICS}} for r in rows]
+    files.write_csv(out / "table.csv", flat, list(dict.fromkeys(k for row in flat for k in row)))
     return markdown
