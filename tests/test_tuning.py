@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from cmnet_keras.config import CMNetConfig, get_config
+from cmnet_keras.data import cache
 from tuning import grid, search
 
 
@@ -140,19 +141,39 @@ def test_missing_tensorboard_fails_fast(monkeypatch, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_cli_runs_a_loso_trial(tmp_path, capsys, synthetic_cache):
-    cache_dir = synthetic_cache(tmp_path / "cache", ["sub01", "sub02"])
-    out = tmp_path / "runs" / "t"
+def test_nested_objective_never_reads_the_test_subject(tmp_path, capsys, synthetic_cache):
+    cache_dir = synthetic_cache(tmp_path / "cache", ["sub01", "sub02", "sub03"], clips_per_subject=3)
+    index = cache.read_index(cache_dir)
+    for file in index.loc[index["subject"] == "sub01", "file"]:  # fold 0's test subject: unreadable
+        (cache_dir / file).write_bytes(b"")
+    out = tmp_path / "runs" / "nested"
     args = ["--cache", str(cache_dir), "--preset", "tiny", "--epochs", "1", "--step", "0.5", "--folds", "0",
             "--max-trials", "1", "--verbose", "0", "--out", str(out)]
     assert grid.main(args) == 0
     table = pd.read_csv(out / "trials.csv")
     assert table[["lambda1", "lambda2", "lambda3", "status"]].values.tolist() == [[0.0, 0.0, 1.0, "COMPLETED"]]
-    # The objective is the held-out subject's accuracy, recomputed from the fold's predictions.
     (predictions,) = out.glob("trial_*/loso/folds/00_sub01/predictions.csv")
-    clips = pd.read_csv(predictions)
+    clips = pd.read_csv(predictions, dtype={"subject": str})
+    (validation_subject,) = set(clips["subject"])
+    assert validation_subject in {"sub02", "sub03"} and len(clips) == 3
+    # The score is the validation subject's accuracy, recomputed from its predictions.
     assert table[search.OBJECTIVE].item() == pytest.approx((clips["label"] == clips["pred"]).mean())
-    assert "Best λ = (0.0, 0.0, 1.0)" in capsys.readouterr().out
+    assert "nested" in (out / "trials.md").read_text() and "Best λ = (0.0, 0.0, 1.0)" in capsys.readouterr().out
     other_folds = [a if a != "0" else "1" for a in args]
     assert grid.main(other_folds) == 1
     assert "folds: [0] (search) != [1] (now)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_loso_test_objective_is_labelled(tmp_path, capsys, synthetic_cache):
+    cache_dir = synthetic_cache(tmp_path / "cache", ["sub01", "sub02"])
+    out = tmp_path / "runs" / "t"
+    assert grid.main(["--cache", str(cache_dir), "--preset", "tiny", "--epochs", "1", "--step", "0.5", "--folds", "0",
+                      "--max-trials", "1", "--verbose", "0", "--objective", "loso-test", "--out", str(out)]) == 0
+    (predictions,) = out.glob("trial_*/loso/folds/00_sub01/predictions.csv")
+    clips = pd.read_csv(predictions)
+    assert set(clips["subject"]) == {"sub01"}
+    assert pd.read_csv(out / "trials.csv")[search.OBJECTIVE].item() == pytest.approx(
+        (clips["label"] == clips["pred"]).mean())
+    for file in ("trials.md", "best.json"):
+        assert "SELECTED ON THE TEST SUBJECTS" in (out / file).read_text()

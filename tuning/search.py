@@ -4,6 +4,7 @@ The command line is `python -m tuning.grid` (its docstring describes the search,
 its files, resume, failed trials and the distributed mode).
 """
 
+import functools
 import json
 import math
 import os
@@ -14,12 +15,16 @@ import time
 import keras_tuner as kt
 import pandas as pd
 
-from cmnet_keras import files
+from cmnet_keras import files, reports
 from cmnet_keras.training.run_dir import check_settings
 
 HP_NAME = "lambdas"
-OBJECTIVE = "loso_accuracy"
-EXTRA_SCORES = ("loso_f1", "pooled_uf1")  # shown in the tables when the objective returns them
+OBJECTIVE = "score"
+OBJECTIVES = {
+    "nested": "mean accuracy on validation subjects drawn from each outer fold's training subjects",
+    "loso-test": "LOSO accuracy on the held-out test subjects: SELECTED ON THE TEST SUBJECTS (the paper's procedure)",
+}
+EXTRA_SCORES = ("f1", "pooled_uf1")  # shown in the tables when the objective returns them
 SEARCH_FILE = "search.json"
 _EPS = 1e-9
 
@@ -75,30 +80,44 @@ def parse_lambdas(text):
     return values
 
 
-def loso_accuracy(config, cache_dir, out, folds=None, verbose=1):
-    """Trains and tests CMNet LOSO (`cmnet_keras.training.run_loso`); the trial objective.
+def loso_objective(config, cache_dir, out, folds=None, verbose=1, objective="nested", validation_subjects=1):
+    """The trial objective: LOSO training (`cmnet_keras.training.run_loso`) scored by `objective`.
 
     Args:
         config: `CMNetConfig` (λ, epochs, preset sizes).
         cache_dir: preprocessed clip cache.
         out: the trial's LOSO run directory (an interrupted trial resumes there).
-        folds: 0-based fold numbers to run (None: all).
+        folds: 0-based outer fold numbers to run (None: all).
         verbose: Keras progress bar mode.
+        objective: "nested" (default): each outer fold trains without its test
+            subject and `validation_subjects` of its training subjects, and is
+            scored on those validation subjects; the test subject is never read.
+            "loso-test": the paper's procedure, scored on the held-out test
+            subjects (a choice made on the test data: labelled so in the tables).
+        validation_subjects: training subjects per outer fold used for the nested score.
 
     Returns:
-        dict with `loso_accuracy` (paper protocol: mean accuracy over the
-        folds), `loso_f1`, `pooled_uf1`, `pooled_uar` and `fold_accuracy`
-        ({subject: accuracy}).
+        dict with `score` (paper protocol: mean accuracy over the folds), `f1`,
+        `pooled_uf1`, `pooled_uar` and `fold_accuracy` ({scored subjects: accuracy}).
     """
     from cmnet_keras.training import run_loso
 
-    results = run_loso(cache_dir, config, out, folds=folds, verbose=verbose)
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {tuple(OBJECTIVES)}, got {objective!r}")
+    nested = objective == "nested"
+    results = run_loso(cache_dir, config, out, folds=folds, verbose=verbose,
+                       validation_subjects=validation_subjects if nested else 0,
+                       evaluate_on="validation" if nested else "test")
+    fold_accuracy = {}
+    for result in reports.load_fold_results(out):
+        scored = "+".join(sorted({c["subject"] for c in result["predictions"]}))
+        fold_accuracy[scored] = result["accuracy"]
     return {
         OBJECTIVE: results["paper"]["accuracy"],
-        "loso_f1": results["paper"]["f1"],
+        "f1": results["paper"]["f1"],
         "pooled_uf1": results["pooled"]["uf1"],
         "pooled_uar": results["pooled"]["uar"],
-        "fold_accuracy": {fold["subject"]: fold["accuracy"] for fold in results["folds"]},
+        "fold_accuracy": fold_accuracy,
     }
 
 
@@ -143,7 +162,7 @@ class LambdaGridSearch(kt.Tuner):
     """KerasTuner tuner over the λ simplex whose trials run `objective_fn` (LOSO training).
 
     Each trial writes `result.json` (λ, seconds, the objective's full result)
-    into its trial folder and reports `loso_accuracy` to the oracle.
+    into its trial folder and reports its `score` to the oracle.
     """
 
     def __init__(self, objective_fn, config, cache_dir, folds, hyperparameters, max_trials=None,
@@ -192,7 +211,7 @@ def make_tuner(objective_fn, config, cache_dir, out, step=0.1, folds=None, max_t
 
     Args:
         objective_fn: `fn(config, cache_dir, out, folds=, verbose=) -> dict`
-            with `loso_accuracy` (see `loso_accuracy`); `out` is a folder
+            with `score` (see `loso_objective`); `out` is a folder
             inside the trial's folder.
         config: base `CMNetConfig` (its `lambdas` are replaced per trial).
         cache_dir: preprocessed clip cache passed to `objective_fn`.
@@ -272,8 +291,9 @@ def _markdown(table):
     return "\n".join([header, rule, *body]) + "\n"
 
 
-def write_results(tuner, out):
-    """Writes `trials.csv`, `trials.md` and `best.json` into `out`; returns the best entry (or None)."""
+def write_results(tuner, out, objective):
+    """Writes `trials.csv`, `trials.md` and `best.json` into `out`, each naming the objective
+    (a name of `OBJECTIVES`); returns the best entry (or None)."""
     out = pathlib.Path(out)
     table = trials_table(tuner)
     files.write_bytes(out / "trials.csv", table.to_csv(index=False).encode())
@@ -282,15 +302,17 @@ def write_results(tuner, out):
     if best_trials:
         trial = best_trials[0]
         best = {"trial": trial.trial_id, "lambdas": list(parse_lambdas(trial.hyperparameters.get(HP_NAME))),
-                OBJECTIVE: float(trial.score)}
+                OBJECTIVE: float(trial.score), "objective": f"{objective}: {OBJECTIVES[objective]}"}
     counts = table["status"].value_counts().to_dict()
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    lines = ["# λ grid search (Eq. 10)", "", f"Trials: {len(table)} ({summary or 'none'}).", ""]
+    lines = ["# λ grid search (Eq. 10)", "", f"Objective ({OBJECTIVE}): {objective}, {OBJECTIVES[objective]}.", "",
+             f"Trials: {len(table)} ({summary or 'none'}).", ""]
     if best:
         lines += [f"Best λ = {tuple(best['lambdas'])}: {OBJECTIVE} = {best[OBJECTIVE]:.4f} "
                   f"(trial {best['trial']}).", ""]
     files.write_bytes(out / "trials.md", ("\n".join(lines) + _markdown(table)).encode())
-    files.write_json(out / "best.json", {"best": best, "trials": len(table), "status_counts": counts})
+    files.write_json(out / "best.json", {"best": best, "objective": f"{objective}: {OBJECTIVES[objective]}",
+                                         "trials": len(table), "status_counts": counts})
     return best
 
 
@@ -307,32 +329,42 @@ def is_worker():
     return "KERASTUNER_ORACLE_IP" in os.environ and os.environ.get("KERASTUNER_TUNER_ID", "tuner0") != "chief"
 
 
-def run_search(config, cache_dir, out, step=0.1, folds=None, objective_fn=None, max_trials=None,
-               max_consecutive_failures=3, overwrite=False, settings=None, verbose=1):
+def run_search(config, cache_dir, out, step=0.1, folds=None, objective="nested", validation_subjects=1,
+               objective_fn=None, max_trials=None, max_consecutive_failures=3, overwrite=False, settings=None,
+               verbose=1):
     """Runs (or continues) the λ grid search and writes its tables.
 
     Args:
         config, cache_dir, out, step, folds, max_trials, max_consecutive_failures,
         overwrite: see `make_tuner`.
-        objective_fn: trial objective (default `loso_accuracy`).
+        objective: a name of `OBJECTIVES` ("nested" or "loso-test"), see `loso_objective`;
+            it is written into every table.
+        validation_subjects: training subjects per outer fold scored by the nested objective.
+        objective_fn: the trial objective (default: `loso_objective` with `objective`
+            and `validation_subjects`; tests pass a stub).
         settings: JSON-able dict identifying the search (dataset, preset, ...);
             a rerun in the same `out` must match it.
         verbose: KerasTuner / Keras verbosity.
 
     Returns:
-        (tuner, best) where best is `{"trial", "lambdas", "loso_accuracy"}` or None.
+        (tuner, best) where best is `{"trial", "lambdas", "score", "objective"}` or None.
     """
-    settings = {"step": step, "folds": folds, **(settings or {}),
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {tuple(OBJECTIVES)}, got {objective!r}")
+    if objective_fn is None:
+        objective_fn = functools.partial(loso_objective, objective=objective, validation_subjects=validation_subjects)
+    settings = {"step": step, "folds": folds, "objective": objective,
+                "validation_subjects": validation_subjects if objective == "nested" else 0, **(settings or {}),
                 "config": {k: v for k, v in config.to_dict().items() if k != "lambdas"}}
     settings = json.loads(json.dumps(settings))
     if not overwrite:
         _check_settings(out, settings)
-    tuner = make_tuner(objective_fn or loso_accuracy, config, cache_dir, out, step=step, folds=folds,
+    tuner = make_tuner(objective_fn, config, cache_dir, out, step=step, folds=folds,
                        max_trials=max_trials, max_consecutive_failures=max_consecutive_failures,
                        overwrite=overwrite)
     files.write_json(pathlib.Path(out) / SEARCH_FILE, settings)
     try:
         tuner.search(verbose=verbose)
     finally:
-        best = None if is_worker() else write_results(tuner, out)
+        best = None if is_worker() else write_results(tuner, out, objective)
     return tuner, best

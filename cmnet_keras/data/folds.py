@@ -21,6 +21,7 @@ class LOSOFold:
     validation: object = None
     train_index: pd.DataFrame = None
     test_index: pd.DataFrame = None
+    validation_index: pd.DataFrame = None
 
 
 def _natural_key(subject):
@@ -85,9 +86,10 @@ def _folds(cache_dir, index, order, wanted, batch_size, seed, validation_subject
         held = set(rng.choice(others, size=validation_subjects, replace=False).tolist())
         train_index = index[index["subject"].isin(set(others) - held)]
         test_index = index[index["subject"] == subject]
-        validation = None
+        validation, validation_index = None, None
         if held:
-            validation = make_dataset(cache_dir, index=index[index["subject"].isin(held)], batch_size=batch_size)
+            validation_index = index[index["subject"].isin(held)]
+            validation = make_dataset(cache_dir, index=validation_index, batch_size=batch_size)
         yield LOSOFold(
             subject=subject,
             train=make_dataset(
@@ -97,4 +99,5 @@ def _folds(cache_dir, index, order, wanted, batch_size, seed, validation_subject
             validation=validation,
             train_index=train_index,
             test_index=test_index,
+            validation_index=validation_index,
         )

@@ -28,6 +28,7 @@ from cmnet_keras.models import build_cmnet
 from cmnet_keras.training import run_dir
 
 FINAL_MODEL_FILE = "model.keras"
+EVALUATE_ON = ("test", "validation")
 
 
 def parse_folds(spec, num_folds):
@@ -95,7 +96,7 @@ def predict_fold(model, fold, fold_number):
     clips = []
     for i, row in enumerate(index.itertuples(index=False)):
         clips.append({
-            "fold": fold_number, "subject": fold.subject, "clip_id": row.clip_id, "label": int(row.label),
+            "fold": fold_number, "subject": row.subject, "clip_id": row.clip_id, "label": int(row.label),
             "pred": int(np.argmax(probs[i])), "probs": probs[i].round(6).tolist(), "apex": int(row.apex),
             "apex_source": row.apex_source, "intensity": intensity[i].tolist(),
             "prototype": prototype[i].tolist(), **metrics.clip_tendency(intensity[i], prototype[i]),
@@ -176,8 +177,12 @@ def dtype_policy(mixed_precision):
 
 
 def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy="none",
-             mixed_precision=False, verbose=1, command=None, checkpoint_every=5):
+             mixed_precision=False, verbose=1, command=None, checkpoint_every=5, evaluate_on="test"):
     """Runs (or resumes) LOSO training and evaluation into the run directory `out`.
+
+    With `evaluate_on="validation"` (the tuner's nested objective) each fold is
+    trained without its test subject and its validation subjects, and scored on
+    the validation subjects: the test subject's clips are never read.
 
     Args:
         cache_dir: preprocessed cache (`cmnet_keras.preprocess`).
@@ -190,10 +195,15 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
         verbose: Keras progress bar mode (0 silent, 1 bar, 2 one line per epoch).
         command: the command line recorded in config.json.
         checkpoint_every: epochs between fold checkpoints (resume points).
+        evaluate_on: "test" (the held-out subject) or "validation" (needs validation_subjects >= 1).
 
     Returns:
         the final results dict over every finished fold of the run directory.
     """
+    if evaluate_on not in EVALUATE_ON:
+        raise ValueError(f"evaluate_on must be one of {EVALUATE_ON}, got {evaluate_on!r}")
+    if evaluate_on == "validation" and validation_subjects < 1:
+        raise ValueError(f"evaluate_on='validation' needs validation_subjects >= 1, got {validation_subjects}")
     cache_dir = Path(cache_dir)
     config = config_for_cache(config, cache_dir)
     subjects = fold_subjects(read_index(cache_dir))
@@ -202,7 +212,8 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
     worker = distribute.worker_id(tf_strategy)
     out = Path(out) if worker is None else Path(out) / "workers" / worker
     settings = {"config": config.to_dict(), "subjects": subjects, "cache_fingerprint": cache_fingerprint(cache_dir),
-                "validation_subjects": validation_subjects, "mixed_precision": bool(mixed_precision)}
+                "validation_subjects": validation_subjects, "mixed_precision": bool(mixed_precision),
+                "evaluate_on": evaluate_on}
     run_dir.prepare_run_dir(out, settings, command or [])
     print(f"LOSO on {cache_dir}: {len(subjects)} subjects, running folds {numbers} into {out}", flush=True)
     if tf_strategy is not None:
@@ -220,8 +231,14 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
     compiled = {}
     with dtype_policy(mixed_precision):
         for done, (number, fold) in enumerate(zip(pending, folds_iter), 1):
-            print(f"[fold {done}/{len(pending)}] #{number}: test subject {fold.subject} ({len(fold.test_index)} "
-                  f"clips), train {len(fold.train_index)} clips", flush=True)
+            if evaluate_on == "validation":
+                fold = dataclasses.replace(fold, test=fold.validation, test_index=fold.validation_index,
+                                           validation=None, validation_index=None)
+            scored = (f"test subject {fold.subject}" if evaluate_on == "test" else
+                      f"validation subjects {sorted(set(fold.test_index['subject']))} (test subject {fold.subject} "
+                      "left out)")
+            print(f"[fold {done}/{len(pending)}] #{number}: {scored} ({len(fold.test_index)} clips), "
+                  f"train {len(fold.train_index)} clips", flush=True)
             result = train_fold(fold, number, fold_dir(number), cache_dir, config, strategy=tf_strategy,
                                 verbose=verbose, checkpoint_every=checkpoint_every, compiled=compiled)
             elapsed = time.perf_counter() - start
