@@ -359,6 +359,8 @@ def run_search(config, cache_dir, out, step=0.1, folds=None, objective="nested",
     settings = json.loads(json.dumps(settings))
     if not overwrite:
         _check_settings(out, settings)
+        if pathlib.Path(out).is_dir():
+            files.remove_stale_temps(out)  # left by a killed search
     tuner = make_tuner(objective_fn, config, cache_dir, out, step=step, folds=folds,
                        max_trials=max_trials, max_consecutive_failures=max_consecutive_failures,
                        overwrite=overwrite)
