@@ -1,5 +1,9 @@
 """Temporal normalisation to N frames, apex mapping and apex estimation."""
 
+import fractions
+import math
+import re
+
 import numpy as np
 import pytest
 
@@ -86,8 +90,125 @@ def test_map_apex(n0, apex, expected):
 
 
 def test_map_apex_out_of_range():
-    with pytest.raises(ValueError, match="apex 31 outside"):
+    with pytest.raises(ValueError, match=r"apex must be a source frame in 0\.\.30 \(num_source 31\), got 31"):
         temporal.map_apex(31, temporal.temporal_plan(31, 16))
+
+
+@pytest.mark.parametrize(
+    "n0, n, apex, expected",
+    [
+        # k = round(3 * 5 / 19) = 1: sides [0, 3] and 3 + 4 j (uniform would be 0, 4, 8, 11, 15, 19).
+        (20, 6, 3, [0, 3, 7, 11, 15, 19]),
+        # k = round(12 * 5 / 19) = 3: 0, 4, 8, 12 | 12, 15.5, 19 (the half rounds up to 16).
+        (20, 6, 12, [0, 4, 8, 12, 16, 19]),
+        # k = round(5 / 29) = 0, clamped to 1 to keep the onset: [0, 1] | 1 + 7 j.
+        (30, 6, 1, [0, 1, 8, 15, 22, 29]),
+        # k = round(28 * 5 / 29) = 5, clamped to 4 to keep the offset: 7 j | [28, 29].
+        (30, 6, 28, [0, 7, 14, 21, 28, 29]),
+        # The apex already on a uniform position (2 i): the plan is the uniform one.
+        (31, 16, 10, list(range(0, 31, 2))),
+        # CASME II sub01/EP02_01f (onset 46, apex 59, offset 86): k = round(13 * 15 / 40) = 5,
+        # 0, 2.6, 5.2, 7.8, 10.4, 13 | 13 + 2.7 j (j = 1..10).
+        (41, 16, 13, [0, 3, 5, 8, 10, 13, 16, 18, 21, 24, 27, 29, 32, 35, 37, 40]),
+    ],
+)
+def test_apex_plan_hand_computed(n0, n, apex, expected):
+    plan = temporal.temporal_plan(n0, n, apex=apex, method="apex")
+    assert plan.lower.tolist() == expected and plan.upper.tolist() == expected and not plan.weight.any()
+    assert plan.source_indices.tolist() == sorted(set(expected))
+    assert plan.lower[temporal.map_apex(apex, plan)] == apex
+
+
+def test_apex_plan_interpolation_hand_computed():
+    # N0 = 4, N = 8, apex 1: k = round(7 / 3) = 2; positions 0, 0.5, 1 | 1 + 2 j / 5 = 1.4, 1.8, 2.2, 2.6, 3.
+    plan = temporal.temporal_plan(4, 8, apex=1, method="apex")
+    assert plan.lower.tolist() == [0, 0, 1, 1, 1, 2, 2, 3]
+    assert plan.upper.tolist() == [1, 1, 1, 2, 2, 3, 3, 3]
+    np.testing.assert_allclose(plan.weight, [0, 0.5, 0, 0.4, 0.8, 0.2, 0.6, 0], atol=1e-6)
+    assert temporal.map_apex(1, plan) == 2
+    frames = np.stack([np.full((2, 2, 3), 30 * f, np.uint8) for f in range(4)])
+    assert plan.apply(frames)[:, 0, 0, 0].tolist() == [0, 15, 30, 42, 54, 66, 78, 90]
+
+
+def test_apex_plan_blends_one_side_and_samples_the_other():
+    # N0 = 10, N = 12, apex 8: k = round(88 / 9) = 10; 0.8 j (blended, 8 source steps for 10) | [8, 9].
+    plan = temporal.temporal_plan(10, 12, apex=8, method="apex")
+    assert plan.lower.tolist() == [0, 0, 1, 2, 3, 4, 4, 5, 6, 7, 8, 9]
+    np.testing.assert_allclose(plan.weight, [0, 0.8, 0.6, 0.4, 0.2, 0, 0.8, 0.6, 0.4, 0.2, 0, 0], atol=1e-6)
+    assert temporal.map_apex(8, plan) == 10
+
+
+def proportional_index(n0, n, apex):
+    """round(apex (n - 1) / (n0 - 1)), halves up, clamped to 1..n - 2 (re-derived with fractions)."""
+    exact = fractions.Fraction(apex * (n - 1), n0 - 1)
+    return min(max(math.floor(exact + fractions.Fraction(1, 2)), 1), n - 2)
+
+
+@pytest.mark.parametrize("n0, n", [(2, 16), (3, 16), (9, 16), (16, 16), (17, 16), (41, 16), (146, 16), (25, 5)])
+def test_apex_plan_properties(n0, n):
+    rng = np.random.default_rng(n0)
+    frames = rng.integers(0, 256, (n0, 2, 3), dtype=np.uint8)
+    for apex in range(n0):
+        plan = temporal.temporal_plan(n0, n, apex=apex, method="apex")
+        positions = plan.source_positions.astype(np.float64)
+        k = temporal.map_apex(apex, plan)
+        assert positions[k] == apex and plan.weight[k] == 0, (apex, k)  # the apex frame itself
+        assert positions[0] == 0 and positions[-1] == n0 - 1  # onset and offset kept
+        assert np.all(np.diff(positions) > 0), (apex, positions)
+        if n0 >= n:
+            assert not plan.weight.any()  # long clips are only sampled, never blended
+        if apex in (0, n0 - 1):
+            uniform = temporal.temporal_plan(n0, n)
+            assert plan.lower.tolist() == uniform.lower.tolist()
+            np.testing.assert_array_equal(plan.weight, uniform.weight)
+            continue
+        assert k == proportional_index(n0, n, apex)
+        ideal = np.concatenate([np.linspace(0, apex, k + 1), np.linspace(apex, n0 - 1, n - k)[1:]])
+        assert np.abs(positions - ideal).max() <= 0.5 + 1e-6, (apex, positions, ideal)  # even per side
+        blended = plan.weight > 0
+        np.testing.assert_allclose(positions[blended], ideal[blended], atol=1e-6)  # blends are exact
+        expected = np.stack([np.interp(positions, np.arange(n0), frames[(slice(None),) + idx].astype(float))
+                             for idx in np.ndindex(2, 3)], axis=-1).reshape(n, 2, 3)
+        out = plan.apply(frames[plan.source_indices])
+        assert np.abs(out.astype(float) - expected).max() <= 0.5 + 1e-4
+
+
+def test_apex_plan_moves_the_apex_onto_the_timeline():
+    # Uniform sampling of 41 frames never reaches frame 20 (positions round to ..., 19, 21, ...).
+    uniform = temporal.temporal_plan(41, 16, apex=20, method="uniform")
+    assert 20 not in uniform.lower.tolist()
+    assert uniform.lower.tolist() == temporal.temporal_plan(41, 16).lower.tolist()  # apex ignored
+    assert 20 in temporal.temporal_plan(41, 16, apex=20, method="apex").lower.tolist()
+
+
+def test_apex_method_without_apex_is_uniform():
+    plan = temporal.temporal_plan(20, 16, method="apex")
+    assert plan.lower.tolist() == [0, 1, 3, 4, 5, 6, 8, 9, 10, 11, 13, 14, 15, 16, 18, 19]
+
+
+@pytest.mark.parametrize("apex", [-1, 20, 2.5, True, "3", float("nan")])
+@pytest.mark.parametrize("method", ["uniform", "apex"])
+def test_plan_rejects_bad_apex(apex, method):
+    message = rf"apex must be a source frame in 0\.\.19 \(num_source 20\), got {re.escape(repr(apex))}"
+    with pytest.raises(ValueError, match=message):
+        temporal.temporal_plan(20, 16, apex=apex, method=method)
+
+
+def test_plan_accepts_numpy_and_float_whole_apex():
+    expected = temporal.temporal_plan(20, 6, apex=3, method="apex").lower.tolist()
+    assert temporal.temporal_plan(20, 6, apex=np.int64(3), method="apex").lower.tolist() == expected
+    assert temporal.temporal_plan(20, 6, apex=3.0, method="apex").lower.tolist() == expected
+
+
+def test_plan_rejects_bad_method():
+    with pytest.raises(ValueError, match=r"method must be one of \('uniform', 'apex'\), got 'nearest'"):
+        temporal.temporal_plan(20, 16, apex=3, method="nearest")
+
+
+def test_apex_plan_needs_three_frames_for_an_inner_apex():
+    with pytest.raises(ValueError, match=r"needs num_frames >= 3 for apex 3 .*num_source 20.*got num_frames 2"):
+        temporal.temporal_plan(20, 2, apex=3, method="apex")
+    assert temporal.temporal_plan(20, 2, apex=19, method="apex").lower.tolist() == [0, 19]
 
 
 def synthetic_clip(length=20, peak=13, width=6, amplitude=40.0, noise=2.0, seed=0, size=48):

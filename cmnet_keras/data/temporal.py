@@ -4,10 +4,12 @@ The paper unifies every clip to N = 16 frames: clips with at least N frames are
 sampled at regular intervals, shorter ones are interpolated (here by linear
 blending of the two neighbouring frames). Both cases place timeline frame i at
 source position i * (N0 - 1) / (N - 1), so the onset (first) and offset (last)
-frames are always kept.
+frames are always kept ("uniform"). The "apex" method samples onset -> apex and
+apex -> offset separately so the annotated apex frame is on the timeline.
 """
 
 import dataclasses
+import numbers
 
 import cv2
 import numpy as np
@@ -62,42 +64,95 @@ class TemporalPlan:
         return np.clip(np.rint(blended), 0, 255).astype(frames.dtype)
 
 
-def temporal_plan(num_source, num_frames=16):
-    """Plans regular-interval sampling (N0 >= N) or linear interpolation (N0 < N).
+METHODS = ("uniform", "apex")
 
-    Timeline frame i sits at source position p_i = i (N0 - 1) / (N - 1) (exact
-    integer arithmetic). N0 >= N: the frame nearest p_i (halves round up).
-    N0 < N: blend of frames floor(p_i) and floor(p_i) + 1 with weight frac(p_i).
+
+def _check_apex(apex, num_source):
+    """The apex as an int; ValueError unless it is a whole source frame 0..num_source - 1."""
+    whole = isinstance(apex, numbers.Real) and not isinstance(apex, bool) and float(apex).is_integer()
+    if not whole or not 0 <= apex < num_source:
+        raise ValueError(f"apex must be a source frame in 0..{num_source - 1} (num_source {num_source}), "
+                         f"got {apex!r}")
+    return int(apex)
+
+
+def _sample_segment(first, last, intervals):
+    """Timeline frames at source positions first + j (last - first) / intervals, j = 0..intervals.
+
+    A segment with at least as many source frames as timeline frames takes the
+    frame nearest each position (halves round up); a shorter one blends frames
+    floor(p) and floor(p) + 1 with weight frac(p). Exact integer arithmetic.
+
+    Returns:
+        (lower, upper, weight) arrays of length intervals + 1.
+    """
+    numerator = np.arange(intervals + 1, dtype=np.int64) * (last - first)
+    if last - first >= intervals:
+        nearest = first + (2 * numerator + intervals) // (2 * intervals)
+        return nearest, nearest.copy(), np.zeros(intervals + 1, np.float32)
+    lower = first + numerator // intervals
+    weight = (numerator % intervals) / intervals
+    return lower, np.minimum(lower + 1, last), weight.astype(np.float32)
+
+
+def temporal_plan(num_source, num_frames=16, apex=None, method="uniform"):
+    """Plans the N timeline frames of an N0-frame clip (onset..offset).
+
+    "uniform" (the paper's regular-interval sampling): timeline frame i sits at
+    source position p_i = i (N0 - 1) / (N - 1). N0 >= N: the frame nearest p_i
+    (halves round up). N0 < N: blend of frames floor(p_i) and floor(p_i) + 1
+    with weight frac(p_i).
+
+    "apex" (needs `apex` = a; with apex None, or a at the onset or offset, it is
+    "uniform"): the apex goes to timeline index k = round(a (N - 1) / (N0 - 1))
+    (halves round up; the uniform frame nearest the apex), clamped to 1..N - 2 so
+    the onset and offset stay. Frames 0..k sit at i a / k and frames k..N-1 at
+    a + (i - k) (N0 - 1 - a) / (N - 1 - k): the N - 1 intervals are split
+    between the two sides in proportion to their lengths, evenly spaced within
+    each side, and frame k is exactly source frame a. Each side is sampled as
+    "uniform" samples a clip: nearest frames when the side has at least as many
+    source frames as timeline frames (always so when N0 >= N), else blended.
 
     Args:
         num_source: N0, frames in the source clip (onset..offset), >= 1.
-        num_frames: N, frames of the timeline, >= 2.
+        num_frames: N, frames of the timeline, >= 2 (>= 3 for "apex" with an
+            apex strictly inside the clip).
+        apex: 0-based source position of the apex (relative to the onset), or None.
+        method: "uniform" or "apex".
     """
     if int(num_source) < 1:
         raise ValueError(f"num_source must be >= 1, got {num_source}")
     if int(num_frames) < 2:
         raise ValueError(f"num_frames must be >= 2, got {num_frames}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     n0, n = int(num_source), int(num_frames)
-    numerator = np.arange(n, dtype=np.int64) * (n0 - 1)
-    if n0 >= n:
-        nearest = (2 * numerator + (n - 1)) // (2 * (n - 1))
-        return TemporalPlan(n0, nearest, nearest.copy(), np.zeros(n, np.float32))
-    lower = numerator // (n - 1)
-    weight = (numerator % (n - 1)) / (n - 1)
-    upper = np.minimum(lower + 1, n0 - 1)
-    return TemporalPlan(n0, lower, upper, weight.astype(np.float32))
+    if apex is not None:
+        apex = _check_apex(apex, n0)
+    if method == "uniform" or apex is None or apex in (0, n0 - 1):
+        return TemporalPlan(n0, *_sample_segment(0, n0 - 1, n - 1))
+    if n < 3:
+        raise ValueError(f"method 'apex' needs num_frames >= 3 for apex {apex} inside the clip "
+                         f"(num_source {n0}), got num_frames {n}")
+    k = min(max((2 * apex * (n - 1) + (n0 - 1)) // (2 * (n0 - 1)), 1), n - 2)
+    before = _sample_segment(0, apex, k)
+    after = _sample_segment(apex, n0 - 1, n - 1 - k)
+    lower, upper, weight = (np.concatenate([b, a[1:]]) for b, a in zip(before, after))
+    return TemporalPlan(n0, lower, upper, weight)
 
 
 def map_apex(apex, plan):
     """The timeline index whose source position is nearest the apex (first on ties).
 
+    For a plan made with method "apex" and this apex, that frame is the apex
+    frame itself (source position exactly `apex`).
+
     Args:
         apex: 0-based source position of the apex (relative to the onset).
         plan: the clip's TemporalPlan.
     """
-    if not 0 <= int(apex) < plan.num_source:
-        raise ValueError(f"apex {apex} outside the clip's {plan.num_source} source frames")
-    return int(np.argmin(np.abs(plan.source_positions - int(apex))))
+    apex = _check_apex(apex, plan.num_source)
+    return int(np.argmin(np.abs(plan.source_positions - apex)))
 
 
 def motion_curve(frames, max_side=32):
