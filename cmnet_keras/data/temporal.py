@@ -137,7 +137,7 @@ def temporal_plan(num_source, num_frames=16, apex=None, method="uniform"):
     k = min(max((2 * apex * (n - 1) + (n0 - 1)) // (2 * (n0 - 1)), 1), n - 2)
     before = _sample_segment(0, apex, k)
     after = _sample_segment(apex, n0 - 1, n - 1 - k)
-    lower, upper, weight = (np.concatenate([b, a[1:]]) for b, a in zip(before, after))
+    lower, upper, weight = (np.concatenate([left, right[1:]]) for left, right in zip(before, after))
     return TemporalPlan(n0, lower, upper, weight)
 
 
