@@ -182,25 +182,31 @@ def outdated_reason(info, settings, source):
 
 
 def split_duplicates(clips):
-    """(unique clips, failures): clips mapping to one cache file (a repeated sheet row, or ids equal
-    once made file-safe) keep the first when they agree and fail all when they conflict."""
+    """Clips that map to one cache file (a repeated sheet row, or ids equal once made file-safe).
+
+    Returns:
+        (clips to process, unusable rows (messages), failed clips (name, reason)):
+        identical rows keep the first and list the others as unusable; rows
+        that conflict (other label, frames or folder) all fail.
+    """
     by_file = collections.defaultdict(list)
     for clip in clips:
         by_file[cache.clip_relpath(clip.subject, clip.clip_id)].append(clip)
-    keep, failures = [], []
+    keep, unusable, failed = [], [], []
     for clip in clips:
         group = by_file[cache.clip_relpath(clip.subject, clip.clip_id)]
-        rows = " and ".join(c.source or str(c.path) for c in group)
+        first = group[0]
         if len(group) == 1:
             keep.append(clip)
-        elif all(clip_source(c) == clip_source(group[0]) and c.path == group[0].path for c in group):
-            if clip is group[0]:
-                keep.append(clip)
-            else:
-                failures.append((clip.name, f"duplicate row ({rows}): the first is used"))
+        elif any(clip_source(c) != clip_source(first) or c.path != first.path for c in group):
+            rows = " and ".join(c.source or str(c.path) for c in group)
+            failed.append((clip.name, f"conflicting rows for one clip ({rows}): none is used"))
+        elif clip is first:
+            keep.append(clip)
         else:
-            failures.append((clip.name, f"conflicting rows for one clip ({rows}): none is used"))
-    return keep, failures
+            unusable.append(f"{clip.source or clip.path}: duplicate of {first.source or first.path} ({clip.name}); "
+                            "the first is used")
+    return keep, unusable, failed
 
 
 def preprocess_dataset(spec, out, image_size=224, num_frames=16, cropped=False, face_model=None, limit=None,
@@ -221,8 +227,8 @@ def preprocess_dataset(spec, out, image_size=224, num_frames=16, cropped=False, 
             written before stay as they were.
     """
     out = pathlib.Path(out)
-    report = PreprocessReport(unusable=list(spec.dropped.problems))
-    clips, report.failed = split_duplicates(spec.clips if limit is None else spec.clips[:limit])
+    clips, duplicates, conflicts = split_duplicates(spec.clips if limit is None else spec.clips[:limit])
+    report = PreprocessReport(unusable=list(spec.dropped.problems) + duplicates, failed=conflicts)
     settings = None if not clips else run_settings(spec, image_size, num_frames, cropped, face_model)
     with cache.lock(out, log=log):
         files.remove_stale_temps(out)
