@@ -19,6 +19,7 @@ stops the run with an error naming the path, leaving what was written intact.
 import collections
 import contextlib
 import dataclasses
+import functools
 import json
 import pathlib
 import sys
@@ -210,7 +211,7 @@ def split_duplicates(clips):
 
 
 def preprocess_dataset(spec, out, image_size=224, num_frames=16, cropped=False, face_model=None, limit=None,
-                       progress=True, log=print):
+                       progress=True, log=functools.partial(print, flush=True)):
     """Preprocesses the clips of a DatasetSpec (the first `limit`) into the cache folder `out`.
 
     Holds the cache's lock while it runs. A format 1 cache (.npz clips) in
