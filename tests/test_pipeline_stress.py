@@ -75,3 +75,24 @@ def test_pipeline_survives_a_thread_parsing_python(tmp_path):
     assert not parse_errors, f"{len(parse_errors)} ast.parse calls failed, e.g. {parse_errors[:3]}"
     assert mismatched == 0
     assert loads == PASSES * NUM_CLIPS and parses[0] > 0
+
+
+def test_no_python_op_in_the_input_graph(tmp_path):
+    write_cache(tmp_path / "cache", np.random.default_rng(1))
+    from cmnet_keras.data.pipeline import make_epochs_dataset
+
+    index = cache.read_index(tmp_path / "cache")
+    for dataset in (make_dataset(tmp_path / "cache", shuffle=True, repeat=True),
+                    make_epochs_dataset(tmp_path / "cache", index, 4, seeds=[1, 2])):
+        graph = dataset._as_serialized_graph().numpy()  # the GraphDef, functions included
+        assert b"PyFunc" not in graph and b"ReadFile" in graph and b"DecodeRaw" in graph
+
+
+def test_no_python_inside_tf_data_anywhere():
+    """No tf.numpy_function / py_function / from_generator in the package or the tuner."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    sources = [p for folder in ("cmnet_keras", "tuning") for p in (root / folder).rglob("*.py")]
+    assert len(sources) > 10
+    found = [f"{p.relative_to(root)}: {name}" for p in sources for name in ("numpy_function", "py_function",
+                                                                           "from_generator") if name in p.read_text()]
+    assert found == []

@@ -235,3 +235,17 @@ def test_full_disk_stops_the_run_and_damages_nothing(tree, tmp_path, capsys, mon
         cache.load_clip(out, file)
     assert run(root, out) == preprocess.EXIT_OK  # and the next run completes it
     assert len(cache.read_index(out)) == 4
+
+
+def test_cache_fingerprint_follows_content_format_and_settings(tree, tmp_path):
+    root, _ = tree
+    assert run(root, tmp_path / "a") == preprocess.EXIT_OK
+    assert run(root, tmp_path / "b") == preprocess.EXIT_OK
+    same = cache.cache_fingerprint(tmp_path / "a")
+    assert same == cache.cache_fingerprint(tmp_path / "b")  # another folder, same cache
+    meta = json.loads((tmp_path / "b/meta.json").read_text())
+    expected = hashlib.sha256((json.dumps(meta, sort_keys=True) + cache.read_index(tmp_path / "b").sort_values(
+        "file").to_csv(index=False)).encode()).hexdigest()
+    assert same == expected and meta["format"] == cache.FORMAT
+    preprocess_quietly(root, tmp_path / "b", size=12)
+    assert cache.cache_fingerprint(tmp_path / "b") != same
