@@ -5,7 +5,10 @@ every clip `--passes` times through each pipeline in one run, alternating,
 and prints clips/s and the ratio. The format 1 reader is rebuilt here as it was
 (`np.load` in a `tf.numpy_function` inside a parallel map) as the baseline.
 
-    python bench/bench_pipeline.py [--clips 200] [--size 64] [--passes 3] [--batch 8]
+    PYTHONPATH=. python bench/bench_pipeline.py [--clips 400] [--size 64] [--passes 9] [--batch 8]
+
+(PYTHONPATH=. makes sure the checkout's `cmnet_keras` is measured, not an installed one;
+the package path is printed.)
 """
 
 import argparse
@@ -66,11 +69,12 @@ def format1_dataset(paths, size, batch):
     return dataset.batch(batch).prefetch(tf.data.AUTOTUNE)
 
 
-def clips_per_second(dataset):
-    start, count = time.perf_counter(), 0
+def measure(dataset):
+    """(clips per wall second, CPU milliseconds per clip, all threads of this process) over one pass."""
+    start, cpu, count = time.perf_counter(), time.process_time(), 0
     for _, label in dataset:
         count += int(label.shape[0])
-    return count / (time.perf_counter() - start)
+    return count / (time.perf_counter() - start), 1000 * (time.process_time() - cpu) / count
 
 
 def machine():
@@ -83,27 +87,30 @@ def machine():
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--clips", type=int, default=200)
+    parser.add_argument("--clips", type=int, default=400)
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--passes", type=int, default=9)
     parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args(argv)
     print(machine())
+    print(f"cmnet_keras from {pathlib.Path(cache.__file__).parents[2]}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = pathlib.Path(tmp)
         npz = write_caches(folder, args.clips, args.size)
         new, old = make_dataset(folder, batch_size=args.batch), format1_dataset(npz, args.size, args.batch)
-        clips_per_second(new), clips_per_second(old)  # warm-up: file cache, tracing
-        rates = {"format 2 (TF ops)": [], "format 1 (.npz, numpy_function)": []}
+        measure(new), measure(old)  # warm-up: file cache, tracing
+        passes = {"format 2 (TF ops)": [], "format 1 (.npz, numpy_function)": []}
         for _ in range(args.passes):
-            rates["format 2 (TF ops)"].append(clips_per_second(new))
-            rates["format 1 (.npz, numpy_function)"].append(clips_per_second(old))
+            passes["format 2 (TF ops)"].append(measure(new))
+            passes["format 1 (.npz, numpy_function)"].append(measure(old))
     print(f"{args.clips} clips [{NUM_FRAMES}, {args.size}, {args.size}, 3] uint8, batch {args.batch}, "
-          f"{args.passes} passes each (median clips/s):")
-    medians = {name: float(np.median(r)) for name, r in rates.items()}
-    for name, median in medians.items():
-        print(f"  {name}: {median:.0f} clips/s  (passes: {', '.join(f'{r:.0f}' for r in rates[name])})")
-    print(f"  ratio format 2 / format 1: {medians['format 2 (TF ops)'] / medians['format 1 (.npz, numpy_function)']:.2f}")
+          f"{args.passes} passes each, alternating (medians):")
+    medians = {name: np.median(np.array(p), axis=0) for name, p in passes.items()}
+    for name, (rate, cpu) in medians.items():
+        print(f"  {name}: {rate:.0f} clips/s, {cpu:.2f} CPU ms/clip  "
+              f"(clips/s per pass: {', '.join(f'{r:.0f}' for r, _ in passes[name])})")
+    (new_rate, new_cpu), (old_rate, old_cpu) = medians.values()
+    print(f"  format 2 / format 1: {new_rate / old_rate:.2f}x clips/s, {new_cpu / old_cpu:.2f}x CPU per clip")
     return 0
 
 

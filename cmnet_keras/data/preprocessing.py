@@ -242,8 +242,12 @@ def preprocess_dataset(spec, out, image_size=224, num_frames=16, cropped=False, 
             else:
                 todo.append((clip, reason))
         order = [cache.clip_relpath(c.subject, c.clip_id) for c in clips]
-        report.records = [records[f] for f in order if f in records]
-        cache.write_index(out, report.records)
+
+        def write_index():  # every clip cached and current now, in the spec's order
+            report.records = [records[f] for f in order if f in records]
+            cache.write_index(out, report.records)
+
+        write_index()
         cache.prepare_cache(out, {"dataset": spec.name, "class_names": list(spec.class_names),
                                   "image_size": image_size, "num_frames": num_frames, "cropped": bool(cropped),
                                   "settings": settings})
@@ -251,12 +255,10 @@ def preprocess_dataset(spec, out, image_size=224, num_frames=16, cropped=False, 
             _process(out, todo, settings, report, records, num_frames, image_size, cropped, face_model, progress,
                      total=len(clips))
         except BaseException:
-            report.records = [records[f] for f in order if f in records]
             with contextlib.suppress(files.OutputError):  # the first error is the one to report
-                cache.write_index(out, report.records)
+                write_index()
             raise
-        report.records = [records[f] for f in order if f in records]
-        cache.write_index(out, report.records)
+        write_index()
     return report
 
 
