@@ -6,9 +6,14 @@ The caller then compares what it left with an uninterrupted run's output.
 
 Example:
 
-    attempts = kill_and_resume([sys.executable, "-m", "cmnet_keras.preprocess", ...], kills=5, seed=0,
-                               delay=(2.0, 6.0), progress=lambda: count_done_files(out))
-    assert sum(a.killed for a in attempts) >= 5
+    attempts = kill_and_resume([sys.executable, "-m", "cmnet_keras.train", ...], kills=5, seed=0,
+                               delay=(0.5, 4.0), ready=lambda pid: started(out, pid),
+                               progress=lambda: count_done_files(out))
+    assert sum(a.killed for a in attempts) == 5 and attempts[-1].returncode == 0
+    assert leftovers(out) == [] and results(out) == results(uninterrupted_out)
+
+`ready` may also hold the kill until some random amount of work is done (see
+tests/test_kill_resume_preprocess.py), so kills land mid-work on any machine.
 """
 
 import dataclasses
