@@ -119,9 +119,9 @@ def _run(cmd, delay, env, cwd, timeout, progress, ready):
 
 
 def leftovers(folder, names=()):
-    """Temp files (`.*.tmp`) and any of `names` (e.g. lock files) still under `folder`."""
+    """Temp files (hidden names holding `.tmp`) and any of `names` (e.g. lock files) still under `folder`."""
     folder = pathlib.Path(folder)
-    found = [p for p in folder.rglob(f".*{TEMP_SUFFIX}")]
+    found = list(folder.rglob(f".*{TEMP_SUFFIX}*"))  # also temps with a suffix after .tmp (".x.tmp.keras")
     found += [p for name in names for p in folder.rglob(name)]
     return sorted(found)
 

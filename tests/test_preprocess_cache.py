@@ -198,7 +198,7 @@ def test_full_disk_stops_the_run_and_damages_nothing(tree, tmp_path, capsys, mon
     before = clip_bytes(out)
     index_before = (out / "index.csv").read_bytes()
     capsys.readouterr()
-    real_fdopen, raws = os.fdopen, []
+    raws = []
 
     class FullDisk:
         def __init__(self, handle):
@@ -214,16 +214,20 @@ def test_full_disk_stops_the_run_and_damages_nothing(tree, tmp_path, capsys, mon
         def __exit__(self, *exc):
             self.handle.close()
 
-    def fdopen(descriptor, *args, **kwargs):
-        handle = real_fdopen(descriptor, *args, **kwargs)
-        name = os.readlink(f"/proc/self/fd/{descriptor}")
-        if ".raw." in name:
-            raws.append(name)
-            if len(raws) == 1:
-                return FullDisk(handle)
-        return handle
+    def opener(real):  # files.py opens its temp file by descriptor or by path, depending on the writer
+        def fake_open(file, *args, **kwargs):
+            handle = real(file, *args, **kwargs)
+            name = os.readlink(f"/proc/self/fd/{file}") if isinstance(file, int) else str(file)
+            if ".raw." in os.path.basename(name):
+                raws.append(name)
+                if len(raws) == 1:
+                    return FullDisk(handle)
+            return handle
 
-    monkeypatch.setattr(files.os, "fdopen", fdopen)
+        return fake_open
+
+    monkeypatch.setattr(files.os, "fdopen", opener(os.fdopen))
+    monkeypatch.setattr(files, "open", opener(open), raising=False)
     assert run(root, out) == preprocess.EXIT_FATAL
     monkeypatch.undo()
     err = capsys.readouterr().err
