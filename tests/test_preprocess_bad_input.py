@@ -102,13 +102,18 @@ def missing_column(root):
 
 
 FAILED_CASES = [  # (id, suffix, break the tree, message expected in the summary)
-    ("truncated-jpeg", ".jpg", truncated_jpeg, rf"{BAD}: Truncated JPEG \(no end-of-image marker\): .*{ONSET_FRAME}\.jpg"),
+    ("truncated-jpeg", ".jpg", truncated_jpeg,
+     rf"{BAD}: Truncated JPEG \(no end-of-image marker\): .*{ONSET_FRAME}\.jpg"),
     ("zero-byte-frame", ".png", zero_byte, rf"{BAD}: Empty frame file \(0 bytes\): .*{ONSET_FRAME}\.png"),
-    ("sizes-differ-in-a-clip", ".png", sizes_differ, rf"{BAD}: .*EP11_01: frames differ in size .*{ONSET_FRAME}\.png 10x10"),
-    ("video-without-frames", ".png", video_without_frames, r"row 3: (video has no decodable frames|Unreadable video): .*EP11_01\.mp4"),
+    ("sizes-differ-in-a-clip", ".png", sizes_differ,
+     rf"{BAD}: .*EP11_01: frames differ in size .*{ONSET_FRAME}\.png 10x10"),
+    ("video-without-frames", ".png", video_without_frames,
+     r"row 3: (video has no decodable frames|Unreadable video): .*EP11_01\.mp4"),
     ("onset-after-offset", ".png", onset_after_offset, r"row 3: offset frame 16 is before onset frame 106 .*EP11_01"),
-    ("frame-cell-not-a-number", ".png", frame_cell_not_a_number, rf"row 3 \({BAD}\): onset cell '16a' is not a frame number"),
-    ("frame-file-without-number", ".png", frame_file_without_number, r"row 3: No frame number in the file name: .*reg_img_first\.png"),
+    ("frame-cell-not-a-number", ".png", frame_cell_not_a_number,
+     rf"row 3 \({BAD}\): onset cell '16a' is not a frame number"),
+    ("frame-file-without-number", ".png", frame_file_without_number,
+     r"row 3: No frame number in the file name: .*reg_img_first\.png"),
     ("duplicated-row", ".png", duplicated_row, rf"row 5: duplicate of .* row 3 \({BAD}\); the first is used"),
     ("conflicting-rows", ".png", conflicting_rows, rf"{BAD}: conflicting rows for one clip \(.*row 3 and .*row 5\)"),
 ]
