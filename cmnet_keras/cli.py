@@ -74,11 +74,14 @@ def run_options(args, cache):
 
 
 def prepare_run(parser, args, config):
-    """(cache, `run_loso` options) for parsed options; exits with code 2 on bad options or files."""
+    """(cache, `run_loso` options) for parsed options; exits with code 2 on bad options or files,
+    or when another process holds the cache's preprocessing lock."""
+    from cmnet_keras.data.cache import CacheLockedError
+
     try:
         cache = resolve_cache(args, config)
         return cache, run_options(args, cache)
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, CacheLockedError) as error:
         parser.exit(2, f"error: {error}\n")
 
 

@@ -110,7 +110,7 @@ def prepare_frames(clip, num_frames, image_size, face_model=None):
         (frames uint8 [num_frames, S, S, 3], motion-estimated apex index)
     """
     from cmnet_keras.data.face import FaceAligner
-    from cmnet_keras.preprocess import preprocess_clip
+    from cmnet_keras.data.preprocessing import preprocess_clip
 
     with FaceAligner(model_path=face_model, output_size=image_size) as aligner:
         frames, apex, _ = preprocess_clip(clip, image_size, num_frames, aligner)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cmnet_keras import preprocess
+from cmnet_keras import files, preprocess
 from cmnet_keras.data import cache, readers, temporal
 from test_readers import casme2_table, write_casme2_tree, write_video
 
@@ -42,12 +42,14 @@ def test_preprocess_writes_cache(casme2_tree, tmp_path, capsys):
     out = tmp_path / "cache"
     assert run_cli(root, out) == 0
     printed = capsys.readouterr().out
-    assert "processed: 5 clips" in printed and "skipped (already cached): 0" in printed and "failed: 0" in printed
+    assert "processed: 5 clips" in printed and "skipped (already cached with the same settings and sheet row): 0" in printed
+    assert "failed: 0" in printed
     assert "sadness 2" in printed and "sub17 1" in printed  # dropped-class summary
 
     meta = cache.read_meta(out)
-    assert meta == {"dataset": "casme2", "class_names": list(readers.CLASS_SETS["casme2"]),
-                    "image_size": SIZE, "num_frames": FRAMES, "cropped": True}
+    assert {k: meta[k] for k in cache.META_KEYS} == {"dataset": "casme2", "class_names": list(readers.CLASS_SETS["casme2"]),
+                                                      "image_size": SIZE, "num_frames": FRAMES, "cropped": True}
+    assert meta["format"] == 2 and meta["settings"]["image_size"] == SIZE
     index = cache.read_index(out)
     assert list(index.columns) == list(cache.INDEX_COLUMNS)
     kept = table[table.emotion != "sadness"]
@@ -78,56 +80,52 @@ def test_preprocess_writes_cache(casme2_tree, tmp_path, capsys):
 def test_interrupted_run_resumes(casme2_tree, tmp_path, monkeypatch):
     root, _ = casme2_tree
     out = tmp_path / "cache"
-    real_savez, calls = np.savez, []
+    real_write, calls = files.write_bytes, []
 
-    def savez_then_killed(handle, **arrays):
-        calls.append(1)
-        if len(calls) == 3:  # the third clip dies half-written
-            handle.write(b"PK\x03\x04 half a zip")
-            raise KeyboardInterrupt
-        real_savez(handle, **arrays)
+    def write_then_killed(path, data):
+        calls.append(path)
+        if len([p for p in calls if p.suffix == ".raw"]) == 3:  # the third clip's frames file dies half-written
 
-    monkeypatch.setattr(np, "savez", savez_then_killed)
+            def half_then_interrupt(handle):
+                handle.write(data[: len(data) // 2])
+                raise KeyboardInterrupt
+
+            files.atomic_write(path, half_then_interrupt)
+        real_write(path, data)
+
+    monkeypatch.setattr(files, "write_bytes", write_then_killed)
     with pytest.raises(KeyboardInterrupt):
         run_cli(root, out)
-    monkeypatch.setattr(np, "savez", real_savez)
-    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.npz"))
-    assert written == ["clips/sub01/EP02_01f.npz", "clips/sub01/EP19_03f.npz"]
+    monkeypatch.setattr(files, "write_bytes", real_write)
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.raw"))
+    assert written == ["clips/sub01/EP02_01f.raw", "clips/sub01/EP19_03f.raw"]
     assert not list(out.rglob("*.tmp")), "a temp file was left behind"
+    assert not (out / cache.LOCK_FILE).exists()
     assert len(cache.read_index(out)) == 2  # the index lists what is done
 
-    # A hard kill (no cleanup) leaves a temp file; a foreign tool left a truncated clip.
+    # A hard kill (no cleanup) leaves a temp file; a foreign tool truncated a clip.
     (out / "clips/sub02").mkdir(parents=True, exist_ok=True)
-    (out / "clips/sub02/.EP11_01.npz.x1y2.tmp").write_bytes(b"partial")
-    (out / "clips/sub26").mkdir(parents=True, exist_ok=True)
-    (out / "clips/sub26/EP07_28.npz").write_bytes(b"PK\x03\x04 truncated")
+    (out / "clips/sub02/.EP11_01.raw.x1y2.tmp").write_bytes(b"partial")
+    truncated = out / "clips/sub01/EP19_03f.raw"
+    truncated.write_bytes(truncated.read_bytes()[:100])
 
     spec = readers.read_dataset("casme2", root, cropped=True)
     report = preprocess.preprocess_dataset(spec, out, SIZE, FRAMES, cropped=True, progress=False)
-    assert report.skipped == ["sub01/EP02_01f", "sub01/EP19_03f"]
-    assert report.processed == ["sub02/EP11_01", "sub04/EP12_01f", "sub26/EP07_28"]
+    assert report.skipped == ["sub01/EP02_01f"]
+    assert report.processed == ["sub01/EP19_03f", "sub02/EP11_01", "sub04/EP12_01f", "sub26/EP07_28"]
+    assert [name for name, _ in report.reprocessed] == ["sub01/EP19_03f"]
+    assert "Truncated cache clip" in report.reprocessed[0][1] and "EP19_03f.raw" in report.reprocessed[0][1]
     assert report.failed == []
     assert not list(out.rglob("*.tmp"))
     index = cache.read_index(out)
     assert len(index) == 5
-    for row in index.itertuples():
-        assert cache.cached_record(out, row.file, FRAMES, SIZE) is not None
+    for row in index.to_dict("records"):
+        assert cache.read_sidecar(out, row["file"])["record"] == row
 
     # A third run has nothing left to do.
     again = preprocess.preprocess_dataset(spec, out, SIZE, FRAMES, cropped=True, progress=False)
     assert (len(again.processed), len(again.skipped)) == (0, 5)
     pd.testing.assert_frame_equal(cache.read_index(out), index)
-
-
-def test_other_settings_refused(casme2_tree, tmp_path, capsys):
-    root, _ = casme2_tree
-    out = tmp_path / "cache"
-    assert run_cli(root, out, "--limit", "1") == 0
-    assert len(cache.read_index(out)) == 1
-    code = preprocess.main(["--dataset", "casme2", "--root", str(root), "--out", str(out), "--cropped",
-                            "--size", "32", "--quiet"])
-    assert code == 2
-    assert "'image_size': (16, 32)" in capsys.readouterr().err
 
 
 def test_broken_sheet_is_a_clear_cli_error(casme2_tree, tmp_path, capsys):
@@ -143,19 +141,20 @@ def test_failed_clip_is_named_and_others_go_on(casme2_tree, tmp_path, capsys):
     root, _ = casme2_tree
     (root / "Cropped/sub02/EP11_01/reg_img16.png").write_bytes(b"not an image")  # its onset frame
     out = tmp_path / "cache"
-    assert run_cli(root, out) == 0
+    assert run_cli(root, out) == preprocess.EXIT_SOME_FAILED
     printed = capsys.readouterr().out
-    assert "failed: 1" in printed
-    assert "sub02/EP11_01: Unreadable or missing frame:" in printed and "reg_img16.png" in printed
+    assert "failed: 1 (0 rows or folders not usable, 1 clips failed in processing)" in printed
+    assert "sub02/EP11_01: Unreadable or corrupt frame:" in printed and "reg_img16.png" in printed
     assert "sub02/EP11_01" not in set(cache.read_index(out).subject + "/" + cache.read_index(out).clip_id)
     assert len(cache.read_index(out)) == 4
 
 
-def test_exit_code_nonzero_only_when_everything_failed(casme2_tree, tmp_path):
+def test_exit_code_when_everything_failed(casme2_tree, tmp_path):
     root, _ = casme2_tree
     for frame in (root / "Cropped").rglob("*.png"):
         frame.write_bytes(b"broken")
-    assert run_cli(root, tmp_path / "cache") == 1
+    assert run_cli(root, tmp_path / "cache") == preprocess.EXIT_SOME_FAILED
+    assert len(cache.read_index(tmp_path / "cache")) == 0
 
 
 def test_manifest_video_preprocess_interpolates(tmp_path):
@@ -187,7 +186,8 @@ def test_pipeline_yields_model_inputs(casme2_tree, tmp_path):
     assert inputs["frames"].shape == (2, FRAMES, SIZE, SIZE, 3) and inputs["frames"].dtype == np.uint8
     assert inputs["apex"].dtype == np.int32 and label.dtype == np.int32
     frames = np.concatenate([b[0]["frames"] for b in batches])
-    expected = np.stack([np.load(out / f)["frames"] for f in index.file])  # independent read
+    expected = np.stack([np.frombuffer((out / f).read_bytes(), np.uint8).reshape(FRAMES, SIZE, SIZE, 3)
+                         for f in index.file])  # independent read of the documented layout
     np.testing.assert_array_equal(frames, expected)
     np.testing.assert_array_equal(np.concatenate([b[0]["apex"] for b in batches]), index.apex)
     np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), index.label)
@@ -216,7 +216,8 @@ def test_pipeline_reads_a_relative_cache_dir(casme2_tree, tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     (inputs, _), *_ = make_dataset("cache", batch_size=5).as_numpy_iterator()
     first = cache.read_index(tmp_path / "cache").file.iloc[0]
-    np.testing.assert_array_equal(inputs["frames"][0], np.load(tmp_path / "cache" / first)["frames"])
+    expected = np.frombuffer((tmp_path / "cache" / first).read_bytes(), np.uint8).reshape(FRAMES, SIZE, SIZE, 3)
+    np.testing.assert_array_equal(inputs["frames"][0], expected)
 
 
 def test_read_index_keeps_zero_padded_subjects(tmp_path):
@@ -226,8 +227,8 @@ def test_read_index_keeps_zero_padded_subjects(tmp_path):
     cache.write_index(tmp_path, [record])
     index = cache.read_index(tmp_path)
     assert index.subject.tolist() == ["006"] and index.clip_id.tolist() == ["006_1_2"]
-    assert cache.cached_record(tmp_path, record["file"], 4, 2) == record
-    assert cache.cached_record(tmp_path, record["file"], 16, 2) is None  # wrong shape -> redo
+    assert cache.read_sidecar(tmp_path, record["file"])["record"] == record
+    assert cache.read_sidecar(tmp_path, cache.clip_relpath("006", "other")) is None  # not cached
     with pytest.raises(ValueError, match=r"apex 9 outside 0..3"):
         cache.save_clip(tmp_path, {**record, "apex": 9}, np.zeros((4, 2, 2, 3), np.uint8))
     assert json.loads(json.dumps(record)) == record
@@ -248,7 +249,7 @@ def test_aligned_preprocess_on_real_faces(tmp_path, pyfeat_data, face_model, cap
     out = tmp_path / "cache"
     code = preprocess.main(["--dataset", "casme2", "--root", str(root), "--out", str(out), "--size", "32",
                             "--face-model", str(face_model), "--quiet"])
-    assert code == 0
+    assert code == preprocess.EXIT_SOME_FAILED
     printed = capsys.readouterr().out
     assert "failed: 1" in printed and f"sub01/{blank.filename}: no face found in sub01/{blank.filename}" in printed
     index = cache.read_index(out)
@@ -261,8 +262,20 @@ def test_aligned_preprocess_on_real_faces(tmp_path, pyfeat_data, face_model, cap
         assert abs(row.apex - true_apex) <= 2, (row.clip_id, row.apex, true_apex)
 
 
-def test_load_clip_names_corrupt_file(tmp_path):
-    (tmp_path / "clips").mkdir()
-    (tmp_path / "clips/bad.npz").write_bytes(b"PK\x03\x04 cut short")
-    with pytest.raises(ValueError, match=r"Corrupt or unreadable cache file .*bad\.npz"):
-        cache.load_clip(tmp_path, "clips/bad.npz")
+def test_load_clip_names_truncated_file(tmp_path):
+    record = {"clip_id": "c", "subject": "s", "label": 1, "emotion": "b", "apex": 2, "apex_source": "annotated",
+              "file": cache.clip_relpath("s", "c"), "num_source_frames": 4}
+    frames = np.arange(4 * 2 * 2 * 3, dtype=np.uint8).reshape(4, 2, 2, 3)
+    cache.save_clip(tmp_path, record, frames)
+    clip = cache.load_clip(tmp_path, record["file"])
+    np.testing.assert_array_equal(clip["frames"], frames)
+    assert (clip["apex"], clip["label"]) == (2, 1)
+    path = tmp_path / record["file"]
+    path.write_bytes(path.read_bytes()[:-5])
+    with pytest.raises(cache.CacheError, match=r"Truncated cache clip .*c\.raw: 43 bytes, expected 48"):
+        cache.load_clip(tmp_path, record["file"])
+    with pytest.raises(cache.CacheError, match=r"Truncated cache clip .*c\.raw"):
+        cache.read_sidecar(tmp_path, record["file"])
+    path.write_bytes(bytes(48))  # right length, other content: the sidecar's sha256 tells
+    with pytest.raises(cache.CacheError, match=r"Corrupt cache clip .*c\.raw"):
+        cache.read_sidecar(tmp_path, record["file"])

@@ -170,10 +170,16 @@ def test_unknown_emotion_warns_with_file_and_row(tmp_path):
 @pytest.mark.parametrize(
     "cell, expected",
     [(46, 46), (46.0, 46), ("46", 46), (" 46 ", 46), ("/", None), ("", None), (float("nan"), None),
-     (-1, None), ("-1", None), ("12a", None), (46.5, None), (None, None)],
+     (-1, None), ("-1", None), ("-", None), ("?", None), ("N/A", None), (None, None)],
 )
 def test_parse_frame_number(cell, expected):
     assert sheets.parse_frame_number(cell) == expected
+
+
+@pytest.mark.parametrize("cell", ["12a", 46.5, "forty", "4 6"])
+def test_parse_frame_number_refuses_text(cell):
+    with pytest.raises(ValueError, match=f"{cell!r} is not a frame number"):
+        sheets.parse_frame_number(cell)
 
 
 def test_match_subject():

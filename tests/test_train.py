@@ -263,7 +263,7 @@ def test_final_model_is_trained_on_every_clip_and_loads(tiny_cache, tmp_path):
 
     model = keras.models.load_model(out / "model.keras")
     assert list(model.config.class_names) == cache.read_meta(tiny_cache)["class_names"]
-    frames = np.stack([np.load(tiny_cache / f)["frames"] for f in cache.read_index(tiny_cache).file])
+    frames = np.stack([cache.load_clip(tiny_cache, f)["frames"] for f in cache.read_index(tiny_cache).file])
     probs = model.predict({"frames": frames}, verbose=0)["probs"]
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     # One optimizer step per batch of the whole cache (every subject), one epoch.

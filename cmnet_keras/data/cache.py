@@ -1,150 +1,214 @@
-"""The preprocessed clip cache: one `.npz` per clip, `index.csv` and `meta.json`.
+"""The preprocessed clip cache (format 2): raw uint8 frames that TensorFlow reads natively.
 
 Layout of a cache folder:
-    meta.json    dataset, class_names, image_size, num_frames, cropped
+    meta.json    format, dataset, class_names, image_size, num_frames, cropped
+                 and the run's settings (face model, crop margin, package version, ...)
     index.csv    one row per clip (INDEX_COLUMNS); apex on the N-frame timeline
-    clips/<subject>/<clip_id>.npz   frames uint8 [N, S, S, 3], apex, label and the
-                                    clip's index row (so a killed run's index can be rebuilt)
+    clips/<subject>/<clip_id>.raw    frames uint8 [N, S, S, 3] in C order, no header
+                                     (N and S from meta.json)
+    clips/<subject>/<clip_id>.json   the clip's index row, the settings and sheet row
+                                     that made it (provenance), shape and sha256 of the
+                                     .raw file; written after it, removed before it is
+                                     rewritten, so a sidecar always describes its frames
+    .preprocess.lock                 held by a preprocess run (pid and host)
 
-Every file is written to a temporary file in the same folder and renamed over
-the target (`os.replace`), so a reader never sees a half-written file.
+Every file is written atomically (`cmnet_keras.files`): a reader never sees half
+of one. Format 1 caches (one `.npz` per clip, read through numpy's header parser)
+are refused by readers and rebuilt by `cmnet_keras.preprocess`.
 """
 
+import contextlib
 import hashlib
 import json
 import os
 import pathlib
 import re
-import tempfile
-import zipfile
+import socket
+import time
 
 import numpy as np
 import pandas as pd
 
+from cmnet_keras import files
+
+FORMAT = 2
 META_FILE = "meta.json"
 INDEX_FILE = "index.csv"
 CLIPS_DIR = "clips"
-TEMP_SUFFIX = ".tmp"
+LOCK_FILE = ".preprocess.lock"
+FRAMES_SUFFIX = ".raw"
+SIDECAR_SUFFIX = ".json"
+LEGACY_SUFFIX = ".npz"
 INDEX_COLUMNS = ("clip_id", "subject", "label", "emotion", "apex", "apex_source", "file", "num_source_frames")
 INT_COLUMNS = ("label", "apex", "num_source_frames")
 META_KEYS = ("dataset", "class_names", "image_size", "num_frames", "cropped")
 APEX_SOURCES = ("annotated", "estimated")
+UNREADABLE_LOCK_GRACE_S = 10.0  # a lock file still empty after this long was left by a killed run
 
 
-def atomic_write(path, write):
-    """Calls `write(binary_file)` on a temp file beside `path`, then renames it to `path`.
+class CacheError(ValueError):
+    """A cache file is missing, truncated, unreadable or of an old format; the message names it."""
 
-    On any error (or interrupt) the temp file is removed and `path` is untouched.
-    """
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            write(handle)
-        os.replace(temp, path)
-    except BaseException:
-        pathlib.Path(temp).unlink(missing_ok=True)
-        raise
+
+class CacheLockedError(RuntimeError):
+    """Another preprocess run holds the cache's lock; the message names it (pid, host)."""
 
 
 def clip_relpath(subject, clip_id):
-    """Relative path of a clip's file, e.g. `clips/sub01/EP02_01f.npz`."""
+    """Relative path of a clip's frames file, e.g. `clips/sub01/EP02_01f.raw`."""
     safe = [re.sub(r"[^\w.\-]+", "_", str(part)).strip(".") or "_" for part in (subject, clip_id)]
-    return f"{CLIPS_DIR}/{safe[0]}/{safe[1]}.npz"
+    return f"{CLIPS_DIR}/{safe[0]}/{safe[1]}{FRAMES_SUFFIX}"
 
 
-def save_clip(cache_dir, record, frames):
-    """Writes one clip atomically to `cache_dir / record["file"]`.
+def sidecar_path(cache_dir, file):
+    """The JSON sidecar of the frames file `file` (relative to `cache_dir`)."""
+    return (pathlib.Path(cache_dir) / file).with_suffix(SIDECAR_SUFFIX)
+
+
+def save_clip(cache_dir, record, frames, provenance=None):
+    """Writes one clip: its frames file, then its sidecar (both atomic).
 
     Args:
-        record: the clip's index row (all INDEX_COLUMNS).
+        record: the clip's index row (all INDEX_COLUMNS; `file` from `clip_relpath`).
         frames: uint8 [N, S, S, 3].
+        provenance: JSON-able dict of what made the clip (settings, sheet row).
+
+    Raises:
+        files.OutputError: a file cannot be written (names it); files already
+            written are unchanged.
     """
     missing = [c for c in INDEX_COLUMNS if c not in record]
     if missing:
         raise ValueError(f"Clip record lacks {missing}: {record}")
-    frames = np.asarray(frames)
+    if not str(record["file"]).endswith(FRAMES_SUFFIX):
+        raise ValueError(f"Clip {record['file']}: file must end with {FRAMES_SUFFIX} (use clip_relpath)")
+    frames = np.ascontiguousarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"Clip {record['file']}: frames must be uint8 [N, S, S, 3], got {frames.dtype} {frames.shape}")
     if not 0 <= int(record["apex"]) < len(frames):
         raise ValueError(f"Clip {record['file']}: apex {record['apex']} outside 0..{len(frames) - 1}")
     if record["apex_source"] not in APEX_SOURCES:
         raise ValueError(f"Clip {record['file']}: apex_source must be one of {APEX_SOURCES}, got {record['apex_source']!r}")
-    arrays = {f"meta_{k}": np.asarray(str(record[k])) for k in INDEX_COLUMNS}
-    arrays.update(frames=frames, apex=np.int32(record["apex"]), label=np.int32(record["label"]))
-    atomic_write(pathlib.Path(cache_dir) / record["file"], lambda handle: np.savez(handle, **arrays))
+    record = {k: (int(record[k]) if k in INT_COLUMNS else str(record[k])) for k in INDEX_COLUMNS}
+    data = frames.tobytes()
+    sidecar = sidecar_path(cache_dir, record["file"])
+    sidecar.unlink(missing_ok=True)  # no moment where an old sidecar describes new frames
+    files.write_bytes(pathlib.Path(cache_dir) / record["file"], data)
+    files.write_json(sidecar, {"record": record, "provenance": provenance, "shape": list(frames.shape),
+                               "sha256": hashlib.sha256(data).hexdigest()})
+
+
+def read_sidecar(cache_dir, file):
+    """The sidecar of a cached clip, checked against its frames file; None if the clip is not cached.
+
+    Returns:
+        dict with `record` (index row), `provenance`, `shape`, `sha256`; or None
+        when neither the sidecar nor the frames file exists, or only the frames
+        file does (a run killed before the sidecar was written).
+
+    Raises:
+        CacheError: the sidecar is unreadable, or the frames file is missing,
+            of the wrong length or content (names the file).
+    """
+    path, sidecar = pathlib.Path(cache_dir) / file, sidecar_path(cache_dir, file)
+    if not sidecar.is_file():
+        return None
+    try:
+        info = json.loads(sidecar.read_text())
+        record, shape = info["record"], tuple(int(n) for n in info["shape"])
+        data = path.read_bytes()
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CacheError(f"Unreadable cache clip {path} or its sidecar: {error}") from error
+    if len(data) != int(np.prod(shape)):
+        raise CacheError(f"Truncated cache clip {path}: {len(data)} bytes, expected {int(np.prod(shape))} for {shape}")
+    if hashlib.sha256(data).hexdigest() != info.get("sha256"):
+        raise CacheError(f"Corrupt cache clip {path}: its sha256 differs from the one in {sidecar.name}")
+    if record.get("file") != str(file):
+        raise CacheError(f"Cache clip sidecar {sidecar} describes {record.get('file')!r}, not {file!r}")
+    return info
+
+
+def read_frames(path, shape):
+    """Reads a frames file as uint8 `shape` with numpy (no header parsing).
+
+    Raises:
+        CacheError: the file is missing or has another length (names it).
+    """
+    path, shape = pathlib.Path(path), tuple(int(n) for n in shape)
+    try:
+        frames = np.fromfile(path, dtype=np.uint8)
+    except OSError as error:
+        raise CacheError(f"Unreadable cache clip {path}: {error}") from error
+    if frames.size != int(np.prod(shape)):
+        raise CacheError(f"Truncated cache clip {path}: {frames.size} bytes, expected {int(np.prod(shape))} "
+                         f"for {shape}; rerun python -m cmnet_keras.preprocess to redo it")
+    return frames.reshape(shape)
 
 
 def load_clip(cache_dir, row):
-    """Loads a clip: dict with `frames` uint8 [N, S, S, 3], `apex` and `label` (ints).
+    """Loads a clip with numpy: dict with `frames` uint8 [N, S, S, 3], `apex` and `label` (ints).
+
+    For callers outside tf.data (tests, prediction); training reads through
+    `cmnet_keras.data.pipeline`.
 
     Args:
         row: an index row (dict or pandas Series) or the relative file name.
+
+    Raises:
+        CacheError: the clip or its sidecar is missing, truncated or unreadable (names the file).
     """
-    file = row if isinstance(row, (str, os.PathLike)) else row["file"]
-    path = pathlib.Path(cache_dir) / file
+    file = str(row if isinstance(row, (str, os.PathLike)) else row["file"])
+    sidecar = sidecar_path(cache_dir, file)
     try:
-        with open(path, "rb") as handle, np.load(handle) as data:
-            return {"frames": data["frames"], "apex": int(data["apex"]), "label": int(data["label"])}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
-        raise ValueError(f"Corrupt or unreadable cache file {path}: {error}") from error
-
-
-def cached_record(cache_dir, file, num_frames, image_size):
-    """The index row stored in a cached clip if the file is loadable and has the right shape, else None."""
-    path = pathlib.Path(cache_dir) / file
-    if not path.is_file():
-        return None
-    try:
-        with open(path, "rb") as handle, np.load(handle) as data:
-            frames = data["frames"]
-            record = {k: data[f"meta_{k}"].item() for k in INDEX_COLUMNS}
-    except Exception:  # any unreadable file is redone
-        return None
-    if frames.dtype != np.uint8 or frames.shape != (num_frames, image_size, image_size, 3):
-        return None
-    for key in INT_COLUMNS:
-        record[key] = int(record[key])
-    return record if 0 <= record["apex"] < num_frames else None
+        info = json.loads(sidecar.read_text())
+        shape, record = info["shape"], info["record"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CacheError(f"Unreadable cache clip sidecar {sidecar}: {error}") from error
+    frames = read_frames(pathlib.Path(cache_dir) / file, shape)
+    return {"frames": frames, "apex": int(record["apex"]), "label": int(record["label"])}
 
 
 def prepare_cache(cache_dir, meta):
-    """Creates the cache folder, checks an existing meta.json agrees, removes stale temp files.
+    """Creates the cache folder and writes meta.json (with the current FORMAT).
 
-    Raises:
-        ValueError: the folder holds a cache made with other settings (names the keys).
+    Args:
+        meta: META_KEYS, and optionally `settings` (the run's provenance).
+
+    Returns:
+        the previous meta.json as a dict, or None if there was none.
     """
     cache_dir = pathlib.Path(cache_dir)
     missing = [k for k in META_KEYS if k not in meta]
     if missing:
         raise ValueError(f"meta lacks {missing}: {meta}")
-    meta = {**meta, "class_names": list(meta["class_names"])}
-    if (cache_dir / META_FILE).is_file():
-        old = read_meta(cache_dir)
-        differ = {k: (old.get(k), meta[k]) for k in META_KEYS if old.get(k) != meta[k]}
-        if differ:
-            raise ValueError(
-                f"Cache {cache_dir} was made with other settings (key: (cached, requested)) {differ}; "
-                "use another --out folder"
-            )
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    for temp in cache_dir.rglob(f".*{TEMP_SUFFIX}"):
-        temp.unlink(missing_ok=True)
-    atomic_write(cache_dir / META_FILE, lambda handle: handle.write(json.dumps(meta, indent=2).encode()))
+    previous = json.loads((cache_dir / META_FILE).read_text()) if (cache_dir / META_FILE).is_file() else None
+    files.write_json(cache_dir / META_FILE, {**meta, "class_names": list(meta["class_names"]), "format": FORMAT})
+    return previous
 
 
 def read_meta(cache_dir):
+    """meta.json of a cache in the current format.
+
+    Raises:
+        FileNotFoundError: no meta.json.
+        CacheError: a cache of another format (says to rerun preprocess).
+    """
     path = pathlib.Path(cache_dir) / META_FILE
     if not path.is_file():
         raise FileNotFoundError(f"No {META_FILE} in {cache_dir}: not a preprocessed cache (run cmnet_keras.preprocess)")
-    return json.loads(path.read_text())
+    meta = json.loads(path.read_text())
+    if meta.get("format", 1) != FORMAT:
+        raise CacheError(
+            f"Cache {cache_dir} is in format {meta.get('format', 1)} (one .npz per clip); this version reads format "
+            f"{FORMAT}. Rerun python -m cmnet_keras.preprocess with the same --out to rebuild it."
+        )
+    return meta
 
 
 def write_index(cache_dir, records):
     """Writes index.csv atomically from index rows (dicts with INDEX_COLUMNS)."""
     table = pd.DataFrame(list(records), columns=list(INDEX_COLUMNS))
-    atomic_write(pathlib.Path(cache_dir) / INDEX_FILE, lambda handle: table.to_csv(handle, index=False))
+    files.atomic_write(pathlib.Path(cache_dir) / INDEX_FILE, lambda handle: table.to_csv(handle, index=False))
 
 
 def read_index(cache_dir):
@@ -161,7 +225,98 @@ def read_index(cache_dir):
 
 
 def cache_fingerprint(cache_dir):
-    """sha256 of the cache's meta and index content: equal caches on other machines match."""
+    """sha256 of the cache's meta (format and settings included) and index content.
+
+    Equal caches on other machines match; a cache rebuilt with other settings does not.
+    """
     index = read_index(cache_dir).sort_values("file").reset_index(drop=True)
     payload = json.dumps(read_meta(cache_dir), sort_keys=True) + index.to_csv(index=False)
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def lock(cache_dir, log=print):
+    """Holds the cache's `.preprocess.lock` (created with O_EXCL) while the block runs.
+
+    A lock left by a process that no longer runs on this host is taken over
+    (with a message through `log`); any other lock fails at once.
+
+    Raises:
+        CacheLockedError: another run holds the lock (names its pid and host).
+        files.OutputError: the folder or lock cannot be written.
+    """
+    cache_dir = pathlib.Path(cache_dir)
+    path = cache_dir / LOCK_FILE
+    owner = {"pid": os.getpid(), "host": socket.gethostname()}
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise files.OutputError(error.errno, f"cannot write {cache_dir}: {error.strerror or error}") from error
+    while True:
+        try:
+            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            holder = _stale_lock_holder(path, owner["host"])
+            if holder is None:
+                continue  # vanished meanwhile: try again
+            if holder is False:
+                raise CacheLockedError(_locked_message(cache_dir, path)) from None
+            log(f"Taking over the lock {path} left by process {holder} on {owner['host']}, which no longer runs")
+            path.unlink(missing_ok=True)
+        except OSError as error:
+            raise files.OutputError(error.errno, f"cannot write {path}: {error.strerror or error}") from error
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(owner, handle)
+    except OSError as error:
+        path.unlink(missing_ok=True)
+        raise files.OutputError(error.errno, f"cannot write {path}: {error.strerror or error}") from error
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(path.read_text()) == owner:
+                path.unlink()
+
+
+def _read_lock(path):
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+
+
+def _stale_lock_holder(path, host):
+    """None: the lock vanished; False: held (or unknown); else the dead holder's pid (a stale lock)."""
+    holder = _read_lock(path)
+    if holder is None:
+        return None
+    if not holder:  # empty or half-written: its writer is creating it, or was killed doing so
+        try:
+            age = time.time() - path.stat().st_mtime
+        except FileNotFoundError:
+            return None
+        return "unknown" if age > UNREADABLE_LOCK_GRACE_S else False
+    if holder.get("host") == host and not _pid_alive(holder.get("pid", -1)):
+        return holder.get("pid")
+    return False
+
+
+def _locked_message(cache_dir, path):
+    holder = _read_lock(path) or {}
+    return (f"Cache {cache_dir} is being written by another preprocess run (pid {holder.get('pid', '?')} on host "
+            f"{holder.get('host', '?')}; lock file {path}). Wait for it to finish, or delete the lock file if "
+            "that process is gone.")

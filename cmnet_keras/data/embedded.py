@@ -443,7 +443,7 @@ def ensure_embedded_cache(image_size, num_frames, data_dir="data", seed=0):
     """
     from cmnet_keras.config import PRESETS
     from cmnet_keras.data.readers import read_dataset
-    from cmnet_keras.preprocess import preprocess_dataset
+    from cmnet_keras.data.preprocessing import preprocess_dataset
 
     data_dir = pathlib.Path(data_dir)
     root = data_dir / "embedded"
@@ -453,7 +453,7 @@ def ensure_embedded_cache(image_size, num_frames, data_dir="data", seed=0):
         print(f"Generating the embedded dataset into {root} ...", flush=True)
         generate_embedded_dataset(root, seed=seed, overwrite=True, verbose=True)
     report = preprocess_dataset(read_dataset("casme2", root), cache, image_size=image_size, num_frames=num_frames)
-    if report.processed or report.failed:
+    if report.processed or report.num_failed:
         print(report.summary(), flush=True)
     return cache
 

@@ -8,6 +8,8 @@ import numpy as np
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v")
+JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
+JPEG_END_SEARCH = 1024  # bytes at the end searched for the end-of-image marker (some writers pad)
 
 
 class FrameReadError(ValueError):
@@ -36,10 +38,33 @@ def is_video(path):
 
 
 def read_image(path):
-    """Reads one image as RGB uint8 [H, W, 3]."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    """Reads one image as RGB uint8 [H, W, 3].
+
+    Grayscale, RGBA (alpha dropped) and 16-bit images are converted (16-bit
+    values v become round(v / 257)); an empty file, a JPEG without its
+    end-of-image marker (truncated) or an undecodable file raise.
+
+    Raises:
+        FrameReadError: names the file and what is wrong.
+    """
+    try:
+        data = np.fromfile(path, np.uint8)  # also for non-ASCII paths, where cv2.imread fails on Windows
+    except OSError as error:
+        raise FrameReadError(f"Unreadable or missing frame: {path} ({error.strerror or error})") from error
+    if data.size == 0:
+        raise FrameReadError(f"Empty frame file (0 bytes): {path}")
+    if data[:2].tobytes() == JPEG_START and JPEG_END not in data[-JPEG_END_SEARCH:].tobytes():
+        raise FrameReadError(f"Truncated JPEG (no end-of-image marker): {path}")
+    # ANYCOLOR | ANYDEPTH: gray stays 1 channel, 16 bits stay 16, alpha is dropped, EXIF orientation applied.
+    image = cv2.imdecode(data, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH)
     if image is None:
-        raise FrameReadError(f"Unreadable or missing frame: {path}")
+        raise FrameReadError(f"Unreadable or corrupt frame: {path}")
+    if image.dtype == np.uint16:
+        image = ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise FrameReadError(f"Unsupported pixel type {image.dtype} (use 8- or 16-bit images): {path}")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

@@ -3,10 +3,13 @@
 Yields exactly what the model takes:
 `({"frames": uint8 [B, N, S, S, 3], "apex": int32 [B]}, label int32 [B])`.
 Subject ids stay in the index (`read_index`) so callers split by subject (LOSO)
-and pass the subset as `index`.
+and pass the subset as `index`. Clips are read by TensorFlow ops only (no Python
+in the parallel map): `read_file` + `decode_raw`, the byte length checked
+against meta.json's shape, so a truncated file is an error naming it.
 """
 
 import functools
+import os
 import pathlib
 
 import numpy as np
@@ -38,22 +41,28 @@ def make_dataset(cache_dir, index=None, batch_size=8, shuffle=False, seed=0, rep
     if missing:
         raise ValueError(f"index lacks columns {missing}")
     num_frames, size = int(meta["num_frames"]), int(meta["image_size"])
-    paths = [str(f) for f in index["file"]]
+    shape = (num_frames, size, size, 3)
+    paths = [os.path.join(os.path.abspath(cache_dir), str(f)) for f in index["file"]]
     apex = np.asarray(index["apex"], np.int32)
     label = np.asarray(index["label"], np.int32)
     bad = np.flatnonzero((apex < 0) | (apex >= num_frames))
     if len(bad):
         raise ValueError(f"apex outside 0..{num_frames - 1} for {index['file'].iloc[bad[0]]}: {apex[bad[0]]}")
-
-    def load_frames(path):
-        frames = cache.load_clip(cache_dir, path.decode())["frames"]
-        if frames.shape != (num_frames, size, size, 3):
-            raise ValueError(f"{path.decode()}: frames {frames.shape}, expected {(num_frames, size, size, 3)}")
-        return frames
+    legacy = [p for p in paths if not p.endswith(cache.FRAMES_SUFFIX)]
+    if legacy:
+        raise cache.CacheError(f"index of {cache_dir} lists {legacy[0]}, not a {cache.FRAMES_SUFFIX} clip file; "
+                               "rerun python -m cmnet_keras.preprocess with the same --out to rebuild the cache")
 
     def load(path, apex, label):
-        frames = tf.numpy_function(load_frames, [path], tf.uint8, stateful=False)
-        frames.set_shape((num_frames, size, size, 3))
+        data = tf.io.read_file(path)  # a missing file: NotFoundError naming it
+        length = tf.strings.length(data)
+        check = tf.debugging.Assert(
+            tf.equal(length, int(np.prod(shape))),
+            ["Cache clip file", path, "has", length, f"bytes, expected {int(np.prod(shape))} for frames {shape}: "
+             "truncated or not from this cache; rerun python -m cmnet_keras.preprocess to redo it"],
+        )
+        with tf.control_dependencies([check]):
+            frames = tf.reshape(tf.io.decode_raw(data, tf.uint8), shape)
         return {"frames": frames, "apex": apex}, label
 
     dataset = tf.data.Dataset.from_tensor_slices((paths, apex, label))

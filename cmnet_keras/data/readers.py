@@ -3,7 +3,8 @@
 Every reader returns a `DatasetSpec`: the paper's class set, one `ClipSpec` per
 kept clip, and a `DropSummary` counting the clips of other (or unknown, warned)
 emotions per class and per subject, plus the rows that could not become clips
-(missing folder, empty clip), each named.
+(missing folder, empty clip, a cell that is not a frame number), each named,
+and the kept clips whose annotation was corrected (`notes`).
 
 Onset, apex and offset of a `ClipSpec` are 0-based positions in the clip's
 frames (the folder's files sorted by frame number, or the video's frames).
@@ -84,6 +85,7 @@ class DropSummary:
     by_class: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     by_subject: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     problems: list = dataclasses.field(default_factory=list)
+    notes: list = dataclasses.field(default_factory=list)
 
     @property
     def total(self):
@@ -96,6 +98,11 @@ class DropSummary:
     def problem(self, message):
         """Records a row or folder that could not become a clip, and warns."""
         self.problems.append(message)
+        warnings.warn(message, stacklevel=3)
+
+    def note(self, message):
+        """Records a kept clip whose annotation was corrected (e.g. its apex estimated), and warns."""
+        self.notes.append(message)
         warnings.warn(message, stacklevel=3)
 
 
@@ -123,6 +130,9 @@ class DatasetSpec:
         if self.dropped.problems:
             lines.append(f"  not usable: {len(self.dropped.problems)}")
             lines.extend(f"    {p}" for p in self.dropped.problems)
+        if self.dropped.notes:
+            lines.append(f"  kept with a correction: {len(self.dropped.notes)}")
+            lines.extend(f"    {n}" for n in self.dropped.notes)
         return "\n".join(lines)
 
 
@@ -252,10 +262,13 @@ def _sheet_clips(dataset, sheet_path, frames_dir, class_names, dropped):
             continue
         folder, label = subjects[subject] / clip_id, class_names.index(emotion)
         video = None if folder.is_dir() else _clip_video(folder)
+        frame_marks = _frame_marks(row, f"{source} ({subject}/{clip_id})", dropped)
+        if frame_marks is None:
+            continue
         if video is None:
-            clip = _folder_clip(dataset, folder, subject, clip_id, label, emotion, row, source, dropped)
+            clip = _folder_clip(dataset, folder, subject, clip_id, label, emotion, frame_marks, source, dropped)
         else:  # a clip video starts at the onset frame
-            onset_n, apex_n, offset_n = _frame_marks(row)
+            onset_n, apex_n, offset_n = frame_marks
             marks = (0, *(None if n is None or onset_n is None else n - onset_n for n in (apex_n, offset_n)))
             clip = _video_clip(dataset, video, subject, clip_id, label, emotion, marks, source, dropped)
         if clip is not None:
@@ -263,18 +276,21 @@ def _sheet_clips(dataset, sheet_path, frames_dir, class_names, dropped):
     return clips
 
 
-def _folder_clip(dataset, folder, subject, clip_id, label, emotion, row, source, dropped):
-    """A ClipSpec for a frame folder, with onset/apex/offset frame numbers mapped to positions."""
+def _folder_clip(dataset, folder, subject, clip_id, label, emotion, marks, source, dropped):
+    """A ClipSpec for a frame folder; `marks` = onset/apex/offset frame numbers (or None), mapped to positions."""
+    if not folder.is_dir():
+        dropped.problem(f"{source}: clip folder not found: {folder}")
+        return None
     try:
         files = media.list_frame_files(folder)
-    except media.FrameReadError:
-        dropped.problem(f"{source}: clip folder not found: {folder}")
+    except media.FrameReadError as error:  # a frame file name without a number
+        dropped.problem(f"{source}: {error}")
         return None
     if not files:
         dropped.problem(f"{source}: clip folder has no image frames: {folder}")
         return None
     numbers = [media.frame_number(f) for f in files]
-    onset_n, apex_n, offset_n = _frame_marks(row)
+    onset_n, apex_n, offset_n = marks
     onset = _frame_position(numbers, onset_n, "onset", source, 0)
     offset = _frame_position(numbers, offset_n, "offset", source, len(files) - 1)
     if offset < onset:
@@ -285,8 +301,8 @@ def _folder_clip(dataset, folder, subject, clip_id, label, emotion, row, source,
         if numbers[onset] <= apex_n <= numbers[offset]:
             apex = _frame_position(numbers, apex_n, "apex", source, None)
         else:
-            warnings.warn(f"{source}: apex frame {apex_n} outside onset..offset "
-                          f"{numbers[onset]}..{numbers[offset]}; apex will be estimated")
+            dropped.note(f"{source} ({subject}/{clip_id}): apex frame {apex_n} outside onset..offset "
+                         f"{numbers[onset]}..{numbers[offset]}; apex will be estimated")
     return ClipSpec(dataset, subject, clip_id, folder, files, label, emotion, onset, apex, offset, len(files), source)
 
 
@@ -330,7 +346,7 @@ def _read_smic(root, cropped):
                 dropped.drop(emotion, subject_dir.name)
                 continue
             clip = _folder_clip("smic", clip_dir, subject_dir.name, clip_dir.name, class_names.index(emotion),
-                                emotion, {}, str(clip_dir), dropped)
+                                emotion, (None, None, None), str(clip_dir), dropped)
             if clip is not None:
                 clips.append(clip)
     return DatasetSpec("smic", class_names, clips, dropped)
@@ -362,11 +378,13 @@ def _read_manifest(root, cropped):
         clip_path = (path.parent / relative).resolve()
         label = class_names.index(emotion)
         clip_id = clip_path.stem if media.is_video(clip_path) else clip_path.name
+        marks = _frame_marks(row, f"{source} ({subject}/{clip_id})", dropped)
+        if marks is None:
+            continue
         if media.is_video(clip_path):
-            clip = _video_clip("manifest", clip_path, subject, clip_id, label, emotion, _frame_marks(row), source,
-                               dropped)
+            clip = _video_clip("manifest", clip_path, subject, clip_id, label, emotion, marks, source, dropped)
         else:
-            clip = _folder_clip("manifest", clip_path, subject, clip_id, label, emotion, row, source, dropped)
+            clip = _folder_clip("manifest", clip_path, subject, clip_id, label, emotion, marks, source, dropped)
         if clip is not None:
             clips.append(clip)
     return DatasetSpec("manifest", class_names, clips, dropped)
@@ -392,11 +410,22 @@ def _video_clip(dataset, path, subject, clip_id, label, emotion, marks, source, 
         dropped.problem(f"{source}: offset {offset_i} is before onset {onset_i} in {path}")
         return None
     apex = apex_i if apex_i is not None and onset <= apex_i <= offset else None
+    if apex_i is not None and apex is None:
+        dropped.note(f"{source} ({subject}/{clip_id}): apex frame {apex_i} outside onset..offset {onset}..{offset}; "
+                     "apex will be estimated")
     return ClipSpec(dataset, subject, clip_id, path, None, label, emotion, onset, apex, offset, count, source)
 
 
-def _frame_marks(row):
-    return tuple(sheets.parse_frame_number(row.get(k)) for k in ("onset", "apex", "offset"))
+def _frame_marks(row, source, dropped):
+    """(onset, apex, offset) frame numbers of a row (None where unannotated); None, a problem, if a cell is not a number."""
+    marks = []
+    for column in ("onset", "apex", "offset"):
+        try:
+            marks.append(sheets.parse_frame_number(row.get(column)))
+        except ValueError as error:
+            dropped.problem(f"{source}: {column} cell {error}")
+            return None
+    return tuple(marks)
 
 
 def _clip_video(folder):

@@ -25,6 +25,7 @@ COLUMN_ALIASES = {
     "action_units": ("actionunits", "actionunit", "aus", "au"),
 }
 HEADER_SEARCH_ROWS = 50
+UNKNOWN_FRAME_CELLS = ("/", "-", "?", "n/a", "na", "none")  # how releases mark an unannotated frame
 ROW_COLUMN = "_row"
 
 
@@ -141,19 +142,23 @@ def _is_blank(value):
 
 
 def parse_frame_number(value):
-    """Parses a frame-number cell: 46, 46.0, "46" -> 46; "/", "", NaN, negative (-1) -> None."""
-    if _is_blank(value):
+    """Parses a frame-number cell: 46, 46.0, "46" -> 46; blank, NaN, "/", "-", "?", "n/a", negative (-1) -> None.
+
+    Raises:
+        ValueError: any other cell ("12a", 46.5): not a frame number.
+    """
+    if _is_blank(value) or (isinstance(value, str) and value.strip().lower() in UNKNOWN_FRAME_CELLS):
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         number = float(value)
     else:
         text = str(value).strip()
         if not re.fullmatch(r"[+-]?\d+(\.0*)?", text):
-            return None
+            raise ValueError(f"{value!r} is not a frame number")
         number = float(text)
-    if not number.is_integer() or number < 0:
-        return None
-    return int(number)
+    if not number.is_integer():
+        raise ValueError(f"{value!r} is not a frame number")
+    return None if number < 0 else int(number)
 
 
 def cell_text(value):
