@@ -30,6 +30,9 @@ def build_parser():
     parser.add_argument("--cropped", action="store_true", help="use the release's cropped faces: no face alignment")
     parser.add_argument("--size", type=int, default=224, help="output side in pixels (default 224)")
     parser.add_argument("--frames", type=int, default=16, help="frames per clip N (default 16)")
+    parser.add_argument("--temporal", default="uniform", choices=("uniform", "apex"),
+                        help="uniform: the paper's regular-interval sampling (default); apex: onset->apex and "
+                             "apex->offset sampled apart, so the annotated apex frame is one of the N")
     parser.add_argument("--face-model", default=None, help="face_landmarker.task (default: env/cache/download)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N clips")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -51,7 +54,7 @@ def main(argv=None):
         if not spec.clips:
             raise ValueError(f"no usable clips in {args.root}")
         report = preprocess_dataset(spec, args.out, args.size, args.frames, args.cropped, args.face_model,
-                                    args.limit, progress=not args.quiet)
+                                    args.limit, progress=not args.quiet, temporal_method=args.temporal)
     except (ValueError, OSError, cache.CacheLockedError) as error:  # broken sheet, missing folder, full disk, lock
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FATAL

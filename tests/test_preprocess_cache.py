@@ -15,7 +15,7 @@ import tensorflow as tf
 
 import cmnet_keras
 from cmnet_keras import files, preprocess
-from cmnet_keras.data import cache, preprocessing, readers
+from cmnet_keras.data import cache, preprocessing, readers, temporal
 from cmnet_keras.data.pipeline import make_dataset
 from test_readers import casme2_sheet_frame, casme2_table, write_casme2_tree
 
@@ -253,3 +253,18 @@ def test_cache_fingerprint_follows_content_format_and_settings(tree, tmp_path):
     assert same == expected and meta["format"] == cache.FORMAT
     preprocess_quietly(root, tmp_path / "b", size=12)
     assert cache.cache_fingerprint(tmp_path / "b") != same
+
+
+def test_apex_temporal_method_puts_the_annotated_apex_on_the_timeline(tree, tmp_path, capsys):
+    root, table = tree
+    out = tmp_path / "cache"
+    assert run(root, out) == preprocess.EXIT_OK
+    assert run(root, out, "--temporal", "apex") == preprocess.EXIT_OK
+    assert "settings changed: temporal: 4" in capsys.readouterr().out
+    index = cache.read_index(out).set_index("clip_id")
+    for row in table.itertuples():
+        length = row.offset - row.onset + 1
+        plan = temporal.temporal_plan(length, 16, apex=row.apex - row.onset, method="apex")
+        # The cached apex is the timeline frame that shows exactly the annotated source frame.
+        position = plan.source_positions[index.loc[row.filename, "apex"]]
+        assert position == row.apex - row.onset and plan.weight[index.loc[row.filename, "apex"]] == 0

@@ -36,7 +36,6 @@ from cmnet_keras.data import cache, face, media, temporal
 
 CLIP_ERRORS = (ValueError, OSError, cv2.error)
 CROP_MARGIN = 0.1
-TEMPORAL_METHOD = "uniform"  # temporal.temporal_plan: regular-interval sampling, linear blending below N frames
 APEX_RULE = "annotated: nearest timeline frame; else motion peak"  # temporal.map_apex / estimate_apex
 
 
@@ -103,7 +102,13 @@ def read_source_frames(clip, indices):
     return np.stack(frames)
 
 
-def preprocess_clip(clip, image_size=224, num_frames=16, aligner=None):
+def clip_plan(clip, num_frames, temporal_method):
+    """The clip's timeline plan (`temporal.temporal_plan`); "apex" anchors it on an annotated apex."""
+    apex = None if clip.apex is None else clip.apex - clip.onset
+    return temporal.temporal_plan(clip.length, num_frames, apex=apex, method=temporal_method)
+
+
+def preprocess_clip(clip, image_size=224, num_frames=16, aligner=None, temporal_method="uniform"):
     """One clip -> (frames uint8 [N, S, S, 3], apex on the timeline, apex_source).
 
     Args:
@@ -112,8 +117,10 @@ def preprocess_clip(clip, image_size=224, num_frames=16, aligner=None):
         num_frames: timeline length N.
         aligner: a face.FaceAligner (output_size = image_size); None for
             already-cropped releases (frames are only resized).
+        temporal_method: "uniform" (the paper's regular-interval sampling) or
+            "apex" (the annotated apex frame is one of the N), see `temporal.temporal_plan`.
     """
-    plan = temporal.temporal_plan(clip.length, num_frames)
+    plan = clip_plan(clip, num_frames, temporal_method)
     return finish_clip(clip, plan, read_source_frames(clip, plan.source_indices), image_size, aligner)
 
 
@@ -143,7 +150,7 @@ def clip_record(clip, apex, apex_source):
     }
 
 
-def run_settings(spec, image_size, num_frames, cropped, face_model=None):
+def run_settings(spec, image_size, num_frames, cropped, face_model=None, temporal_method="uniform"):
     """The settings and code version every clip of this run is made with (JSON-able).
 
     `face_model` is resolved (and fetched if needed) only when aligning.
@@ -159,7 +166,7 @@ def run_settings(spec, image_size, num_frames, cropped, face_model=None):
         "alignment": "eye-line crop on the onset frame" if aligned else "resize (cropped release)",
         "face_model_sha256": assets.sha256_of(assets.face_landmarker_path(face_model)) if aligned else None,
         "crop_margin": CROP_MARGIN if aligned else None,
-        "temporal": TEMPORAL_METHOD,
+        "temporal": temporal_method,
         "apex_rule": APEX_RULE,
     }
 
@@ -211,8 +218,11 @@ def split_duplicates(clips):
 
 
 def preprocess_dataset(spec, out, image_size=224, num_frames=16, cropped=False, face_model=None, limit=None,
-                       progress=True, log=functools.partial(print, flush=True)):
+                       progress=True, log=functools.partial(print, flush=True), temporal_method="uniform"):
     """Preprocesses the clips of a DatasetSpec (the first `limit`) into the cache folder `out`.
+
+    `temporal_method` is "uniform" (the paper's sampling, the default) or "apex"
+    (`temporal.temporal_plan`); it is part of every clip's provenance.
 
     Holds the cache's lock while it runs. A format 1 cache (.npz clips) in
     `out` is rebuilt (with a message through `log`). The next clip's frames are
@@ -230,7 +240,9 @@ def preprocess_dataset(spec, out, image_size=224, num_frames=16, cropped=False, 
     out = pathlib.Path(out)
     clips, duplicates, conflicts = split_duplicates(spec.clips if limit is None else spec.clips[:limit])
     report = PreprocessReport(unusable=list(spec.dropped.problems) + duplicates, failed=conflicts)
-    settings = None if not clips else run_settings(spec, image_size, num_frames, cropped, face_model)
+    if temporal_method not in temporal.METHODS:
+        raise ValueError(f"temporal_method must be one of {temporal.METHODS}, got {temporal_method!r}")
+    settings = None if not clips else run_settings(spec, image_size, num_frames, cropped, face_model, temporal_method)
     with cache.lock(out, log=log):
         files.remove_stale_temps(out)
         _drop_legacy_clips(out, log)
@@ -304,7 +316,7 @@ def _process(out, todo, settings, report, records, num_frames, image_size, cropp
         with ThreadPoolExecutor(max_workers=1) as pool:
 
             def read_ahead(clip):
-                plan = temporal.temporal_plan(clip.length, num_frames)
+                plan = clip_plan(clip, num_frames, settings["temporal"])
                 return plan, pool.submit(read_source_frames, clip, plan.source_indices)
 
             bar = tqdm(total=total, initial=total - len(todo), desc="preprocess", unit="clip",
