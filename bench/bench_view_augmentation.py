@@ -1,8 +1,9 @@
 """View augmentation: ours (`ViewAugmentation`) vs. Keras 3's RandomColorJitter + RandomGrayscale (+ blur).
 
 Times one call on [256, 64, 64, 3] float32 in [0, 1] (the demo's 2 x 8 clips x 16 frames),
-traced (`tf.function` under TensorFlow, `jax.jit` under JAX), median of `--repeats` calls,
-all variants in one process, and prints ratios to ours.
+traced with `tf.function` under TensorFlow (eager under the other backends: the layers'
+seed generators are state), median of `--repeats` rounds (each variant once per round), all variants in one process,
+and prints ratios to ours with the CPU and the load averages.
 
 Variants:
 - `ours`: colour jitter (p 0.8), grayscale (p 0.2), per-image Gaussian blur (p 0.5);
@@ -63,16 +64,16 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args(argv)
     x = keras.ops.convert_to_tensor(np.random.default_rng(0).uniform(0, 1, (256, 64, 64, 3)).astype("float32"))
-    times = {}
-    for name, fn in variants().items():
-        fn = _traced(fn)
+    fns = {name: _traced(fn) for name, fn in variants().items()}
+    for fn in fns.values():
         keras.ops.convert_to_numpy(fn(x))  # trace / warm up
-        runs = []
-        for _ in range(args.repeats):
+    runs = {name: [] for name in fns}
+    for _ in range(args.repeats):  # round robin: a change of load hits every variant alike
+        for name, fn in fns.items():
             start = time.perf_counter()
             keras.ops.convert_to_numpy(fn(x))
-            runs.append(time.perf_counter() - start)
-        times[name] = 1000 * statistics.median(runs)
+            runs[name].append(time.perf_counter() - start)
+    times = {name: 1000 * statistics.median(r) for name, r in runs.items()}
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     model = next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("Model name")), "?")
     print(json.dumps({

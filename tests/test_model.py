@@ -137,7 +137,8 @@ def _history_lowers_loss(history):
 @pytest.mark.backend
 def test_fit_on_a_tiny_batch_lowers_the_loss_and_logs_every_term():
     keras.utils.set_random_seed(0)
-    cfg = TINY.replace(learning_rate=0.05, sampler="deterministic")
+    # Without augmentation (random views make L_ID noisy over 6 steps) every step is deterministic.
+    cfg = TINY.replace(learning_rate=0.05, sampler="deterministic", jitter_rate=0.0, grayscale_rate=0.0, blur_rate=0.0)
     model = build_cmnet(cfg)
     x, y = _batch(2)
     history = model.fit(x, y, batch_size=2, epochs=6, verbose=0)
@@ -170,13 +171,13 @@ def test_evaluate_with_sample_weights_equals_numpy_eq_10():
     x, y = _batch(3)
     x["apex"] = np.array([2, 8, 13], "int32")
     kernel, bias = model.squeeze.get_weights()
-    # k in 0.33-0.35, partly below the prototype: 0 < L_Wrst < alpha + xi, where it depends on every rank.
-    model.squeeze.set_weights([0.1 * kernel / np.abs(kernel).max(), np.full_like(bias, 0.35)])
+    # k = 0.35 on every frame, partly below the prototype: 0 < L_Wrst < alpha + xi, where it depends on the ranks.
+    model.squeeze.set_weights([np.zeros_like(kernel), np.full_like(bias, 0.35)])
     out = _numpy(model.predict(x, verbose=0))
     w = np.array([2.0, 0.5, 1.0], "float32")
     ce = -np.log(out["probs"][np.arange(3), y].astype(np.float64))
     wrst = numpy_wrst(prototype_means(x["apex"]), out["intensity"])
-    assert (wrst > 0.01).all() and (wrst < 0.055).all()
+    assert (wrst > 0.03).all() and (wrst < 0.045).all()
     logs = model.evaluate(x, y, sample_weight=w, verbose=0, return_dict=True)
     assert logs["id_loss"] == 0
     assert logs["ce_loss"] == pytest.approx((w * ce).sum() / 3, rel=1e-5)
