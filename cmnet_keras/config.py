@@ -3,8 +3,12 @@
 import dataclasses
 import json
 
-SAMPLERS = ("deterministic", "random", "probabilistic")
-P_MODES = ("density", "two_sided")
+from cmnet_keras.layers.negative_sampler import SAMPLERS, check_sampler
+from cmnet_keras.losses.total import check_lambdas
+from cmnet_keras.losses.wilcoxon import P_MODES, check_p_mode
+
+__all__ = ["OPTIMIZERS", "P_MODES", "PRESETS", "SAMPLERS", "CMNetConfig", "get_config"]
+
 OPTIMIZERS = ("sgd", "adamw")
 
 
@@ -29,6 +33,10 @@ class CMNetConfig:
     # BatchNormalization momentum of both encoders: 0.9 equals PyTorch's
     # default (0.1); Keras's 0.99 lags far behind the weights in short runs.
     bn_momentum: float = 0.9
+    # BatchNormalization statistics over the global batch under tf.distribute
+    # (TensorFlow only; a JAX data-parallel step already sees the global batch).
+    # Off: each replica normalises with its own batch's statistics.
+    sync_batchnorm: bool = False
     lstm_units: int = 256
     # Intensity distillation (eq. 1).
     sampler: str = "probabilistic"
@@ -43,9 +51,11 @@ class CMNetConfig:
     p_mode: str = "density"
     # Total loss (eq. 10).
     lambdas: tuple = (0.07, 0.71, 0.22)
-    # View augmentation (SimCLR-style strengths).
+    # View augmentation (SimCLR-style strengths and probabilities; all rates 0 = no augmentation).
     jitter_strength: float = 0.5
+    jitter_rate: float = 0.8
     grayscale_rate: float = 0.2
+    blur_rate: float = 0.5
     blur_sigma: tuple = (0.1, 2.0)
     # Not in the paper (off by default): probability of flipping a training clip
     # left-right, the same flip on all its frames (`layers.ClipFlip`).
@@ -77,21 +87,14 @@ class CMNetConfig:
             )
         if self.num_frames < 3:
             raise ValueError(f"num_frames must be >= 3, got {self.num_frames}")
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
-        if self.p_mode not in P_MODES:
-            raise ValueError(f"p_mode must be one of {P_MODES}, got {self.p_mode!r}")
+        check_sampler(self.sampler)
+        check_p_mode(self.p_mode)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if not 0.0 <= self.clip_flip_rate <= 1.0:
-            raise ValueError(f"clip_flip_rate must be in [0, 1], got {self.clip_flip_rate}")
-        if len(self.lambdas) != 3 or any(v < 0 for v in self.lambdas):
-            raise ValueError(f"lambdas must be 3 non-negative weights, got {self.lambdas}")
-        if abs(sum(self.lambdas) - 1.0) > 1e-6:
-            raise ValueError(
-                f"lambdas must sum to 1 (eq. 10), got {self.lambdas} "
-                f"summing to {sum(self.lambdas):.6g}"
-            )
+        for name in ("clip_flip_rate", "jitter_rate", "grayscale_rate", "blur_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        check_lambdas(self.lambdas)
         if not 0.0 < self.epsilon < 1.0:
             raise ValueError(f"epsilon must be in (0, 1), got {self.epsilon}")
         if not 0.0 <= self.bn_momentum < 1.0:

@@ -49,8 +49,10 @@ class KerasPredictor:
         self.num_frames, self.image_size = config.num_frames, config.image_size
 
     def __call__(self, frames):
+        from keras import ops
+
         outputs = self.model({"frames": frames}, training=False)
-        return {k: np.asarray(outputs[k], np.float32) for k in ("probs", "intensity")}
+        return {k: ops.convert_to_numpy(outputs[k]).astype(np.float32) for k in ("probs", "intensity")}
 
 
 class SavedModelPredictor:

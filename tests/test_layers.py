@@ -14,6 +14,12 @@ from cmnet_keras.layers import (
     Squeeze,
     ViewAugmentation,
 )
+from cmnet_keras.layers.view_augmentation import (
+    adjust_brightness,
+    adjust_contrast,
+    adjust_hue,
+    adjust_saturation,
+)
 
 
 def _frames(shape, seed=0):
@@ -35,16 +41,36 @@ def _resnet18_trunk_params():
     return total
 
 
-def test_ffe_at_paper_width_has_resnet18_parameter_count():
+# torchvision's resnet18 (children up to avgpool): trainable parameters of conv1+bn1 and layer1-4.
+TORCHVISION_RESNET18 = {"stem": 9_536, "layer1": 147_968, "layer2": 525_568, "layer3": 2_099_712,
+                        "layer4": 8_393_728}
+
+
+def test_ffe_at_paper_width_has_resnet18_stages_and_parameter_counts():
     ffe = FacialFeatureEncoder(64, (2, 2, 2, 2))
     ffe.build((None, 224, 224, 3))
     trunk = _resnet18_trunk_params()
-    assert trunk == 11_176_512
-    count = sum(int(np.prod(w.shape)) for w in ffe.trainable_weights)
-    assert count == trunk
+    assert trunk == sum(TORCHVISION_RESNET18.values()) == 11_176_512
+    assert sum(int(np.prod(w.shape)) for w in ffe.trainable_weights) == trunk
+    assert ffe.count_params() == 11_186_112  # keras-hub's resnet_18 backbone: + BatchNorm moving statistics
     # The published 11.69M of ResNet-18 adds the 512 -> 1000 classifier.
-    assert count + 512 * 1000 + 1000 == 11_689_512
+    assert trunk + 512 * 1000 + 1000 == 11_689_512
     assert ffe.output_dim == 512
+    shape, stages = (None, 224, 224, 3), {}
+    for layer in ffe.stem:
+        shape = layer.compute_output_shape(shape)
+    stages["stem"] = (shape, sum(int(np.prod(w.shape)) for layer in ffe.stem for w in layer.trainable_weights))
+    for i in range(4):
+        blocks = ffe.stages[2 * i: 2 * i + 2]
+        for block in blocks:
+            shape = block.compute_output_shape(shape)
+        stages[f"layer{i + 1}"] = (shape, sum(int(np.prod(w.shape)) for b in blocks for w in b.trainable_weights))
+    assert {k: v[0] for k, v in stages.items()} == {
+        "stem": (None, 56, 56, 64), "layer1": (None, 56, 56, 64), "layer2": (None, 28, 28, 128),
+        "layer3": (None, 14, 14, 256), "layer4": (None, 7, 7, 512)}
+    assert {k: v[1] for k, v in stages.items()} == TORCHVISION_RESNET18
+    out = keras.ops.convert_to_numpy(FacialFeatureEncoder(4, (1, 1, 1, 1))(_frames((1, 2, 64, 64, 3))))
+    assert out.shape == (1, 2, 32)
 
 
 @pytest.mark.parametrize(
@@ -97,7 +123,7 @@ def test_view_augmentation_is_identity_at_inference():
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(out), images)
 
 
-@pytest.mark.jax
+@pytest.mark.backend
 def test_view_augmentation_draws_parameters_per_image():
     image = _frames((1, 32, 32, 3))
     images = np.repeat(image, 8, axis=0)
@@ -108,16 +134,47 @@ def test_view_augmentation_draws_parameters_per_image():
     assert len(distinct) > 4
 
 
-@pytest.mark.jax
-def test_view_augmentation_grayscale_matches_luma():
+@pytest.mark.backend
+def test_view_augmentation_grayscale_matches_tf_image():
+    import tensorflow as tf
+
     images = _frames((3, 16, 16, 3))
     aug = ViewAugmentation(jitter_strength=0.0, grayscale_rate=1.0, jitter_rate=0.0, blur_rate=0.0, seed=0)
     out = keras.ops.convert_to_numpy(aug(images, training=True))
-    luma = images @ np.array([0.299, 0.587, 0.114], "float32")
-    np.testing.assert_allclose(out, np.repeat(luma[..., None], 3, axis=-1), atol=1e-5)
+    np.testing.assert_allclose(out, tf.image.grayscale_to_rgb(tf.image.rgb_to_grayscale(images)).numpy(), atol=1e-6)
 
 
-@pytest.mark.jax
+FACTORS = np.array([0.0, 0.4, 1.0, 1.7], "float32")
+
+
+@pytest.mark.backend
+def test_colour_jitter_at_fixed_factors_equals_references():
+    """Hue equals `tf.image.adjust_hue`. Brightness, contrast and saturation follow torchvision's ColorJitter
+    (the paper's), which differs from tf.image's (additive brightness, per-channel contrast mean, HSV saturation):
+    numpy blends with `tf.image.rgb_to_grayscale`, and tf.image's contrast where the two agree (gray images)."""
+    import tensorflow as tf
+
+    images = _frames((4, 8, 9, 3), seed=5)
+    gray = tf.image.rgb_to_grayscale(images).numpy()
+    f = FACTORS[:, None, None, None]
+
+    def got(fn, x=images, factors=FACTORS):
+        return keras.ops.convert_to_numpy(fn(keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(factors)))
+
+    np.testing.assert_allclose(got(adjust_brightness), np.clip(images * f, 0, 1), atol=1e-6)
+    contrast = np.clip(gray.mean(axis=(1, 2, 3), keepdims=True) * (1 - f) + images * f, 0, 1)
+    np.testing.assert_allclose(got(adjust_contrast), contrast, atol=1e-5)
+    np.testing.assert_allclose(got(adjust_saturation), np.clip(gray * (1 - f) + images * f, 0, 1), atol=1e-5)
+    flat = np.repeat(gray, 3, axis=-1)
+    tf_contrast = np.stack([tf.image.adjust_contrast(g, c).numpy() for g, c in zip(flat, FACTORS)])
+    # torchvision's gray weights sum to 0.9999: a 1e-4 relative offset of the mean.
+    np.testing.assert_allclose(got(adjust_contrast, flat), np.clip(tf_contrast, 0, 1), atol=1e-4)
+    deltas = np.array([-0.2, -0.05, 0.1, 0.45], "float32")
+    tf_hue = np.stack([tf.image.adjust_hue(x, d).numpy() for x, d in zip(images, deltas)])
+    np.testing.assert_allclose(got(adjust_hue, factors=deltas), tf_hue, atol=1e-5)
+
+
+@pytest.mark.backend
 def test_view_augmentation_blur_matches_scipy_gaussian_filter():
     images = _frames((2, 64, 48, 3))
     aug = ViewAugmentation(grayscale_rate=0.0, jitter_rate=0.0, blur_rate=1.0, blur_sigma=(1.3, 1.3), seed=0)
@@ -148,10 +205,14 @@ LAYERS = {
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
 def test_layer_serialization_round_trip(name):
+    """The clone computes what the layer does; the augmentation in training, from the same seed."""
     make, shape = LAYERS[name]
     layer = make()
     x = _frames(shape)
-    expected = keras.ops.convert_to_numpy(layer(x))
+    kwargs = {"training": True} if name == "augment" else {}
+    expected = keras.ops.convert_to_numpy(layer(x, **kwargs))
+    if name == "augment":
+        assert np.abs(expected - x).max() > 0.01
     config = keras.saving.serialize_keras_object(layer)
     assert config["registered_name"].startswith("cmnet_keras>")
     clone = keras.saving.deserialize_keras_object(config)
@@ -159,7 +220,7 @@ def test_layer_serialization_round_trip(name):
     if not clone.built:
         clone.build(shape)
     clone.set_weights(layer.get_weights())
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(clone(x)), expected)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(clone(x, **kwargs)), expected)
 
 
 @pytest.mark.parametrize(

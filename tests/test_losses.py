@@ -13,6 +13,7 @@ from sklearn.metrics import log_loss
 from cmnet_keras.losses import (
     ClassificationLoss,
     IntensityDistillationLoss,
+    TotalLoss,
     WilcoxonRankSumLoss,
     classification_loss,
     intensity_distillation_loss,
@@ -56,7 +57,7 @@ def numpy_wilcoxon(q, k, alpha, xi, mode):
 # Distinct tied values are >= 0.1 apart, so with beta = 1e-4 every sigmoid is
 # exactly 0, 0.5 or 1 up to exp(-1000): soft ranks equal hard ranks to float32
 # rounding of sums of 32 terms (tolerance 1e-4).
-@pytest.mark.jax
+@pytest.mark.backend
 def test_soft_rank_equals_scipy_rankdata_with_ties():
     q, k = tied_samples(0)
     pooled = np.concatenate([q, k], axis=-1)
@@ -65,7 +66,7 @@ def test_soft_rank_equals_scipy_rankdata_with_ties():
     np.testing.assert_allclose(np_(soft_rank(pooled, 1e-4)), expected, atol=1e-4)
 
 
-@pytest.mark.jax
+@pytest.mark.backend
 def test_z_and_two_sided_p_equal_scipy_ranksums():
     q, k = tied_samples(1)
     reference = [scipy.stats.ranksums(kb, qb) for qb, kb in zip(q, k)]
@@ -112,7 +113,7 @@ def test_p_and_loss_equal_numpy_eqs_7_to_9(mode):
     np.testing.assert_allclose(float(layer(q, k)), loss_ref.mean(), atol=1e-6)
 
 
-@pytest.mark.jax
+@pytest.mark.backend
 def test_all_k_below_q_gives_hand_computed_statistic():
     """design.md: k below the whole prototype range -> T2 = 1+...+16 = 136, Z = -4.82."""
     q = np.linspace(0.2, 1.0, N, dtype="float32")[None]
@@ -178,7 +179,7 @@ def numpy_id_loss(z1, z2, negatives, tau):
     return np.array(losses)
 
 
-@pytest.mark.jax
+@pytest.mark.backend
 @pytest.mark.parametrize("tau", [0.1, 0.5])
 def test_id_loss_equals_numpy_loop(tau):
     rng = np.random.default_rng(4)
@@ -212,7 +213,7 @@ def test_id_loss_is_finite_where_exp_overflows_float32():
     np.testing.assert_allclose(np_(got), expected, rtol=1e-3, atol=1e-4)
 
 
-@pytest.mark.jax
+@pytest.mark.backend
 def test_classification_loss_equals_sklearn_log_loss():
     rng = np.random.default_rng(6)
     probs = rng.dirichlet(np.ones(5), size=7).astype("float32")
@@ -230,6 +231,19 @@ def test_classification_loss_clips_zero_probability():
 def test_total_loss_is_the_lambda_weighted_sum():
     assert float(total_loss(1.0, 2.0, 3.0)) == pytest.approx(0.07 * 1 + 0.71 * 2 + 0.22 * 3)
     assert float(total_loss(1.0, 2.0, 3.0, lambdas=(0.0, 0.0, 1.0))) == pytest.approx(3.0)
+
+
+@pytest.mark.backend
+def test_total_loss_class_reduces_per_clip_terms_to_the_mean_of_eq_10():
+    terms = {"id_loss": [1.0, 3.0, 2.0], "wrst_loss": [0.0, 0.5, 0.1], "ce_loss": [2.0, 1.0, 4.0]}
+    expected = np.mean([0.2 * i + 0.3 * w + 0.5 * c for i, w, c in zip(*terms.values())])
+    loss = TotalLoss(lambdas=(0.2, 0.3, 0.5))
+    arrays = {k: np.array(v, "float32") for k, v in terms.items()}
+    assert float(loss(np.zeros(3), arrays)) == pytest.approx(expected, rel=1e-6)
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
+    assert type(restored) is TotalLoss and restored.lambdas == (0.2, 0.3, 0.5)
+    with pytest.raises(ValueError, match="sum to 1"):
+        TotalLoss(lambdas=(0.5, 0.5, 0.5))
 
 
 @pytest.mark.parametrize(

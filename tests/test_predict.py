@@ -56,7 +56,7 @@ def keras_result(keras_model, pyfeat_data, face_model, tmp_path_factory):
     return json.loads((out / "result.json").read_text()), out
 
 
-@pytest.mark.jax
+@pytest.mark.backend
 def test_real_face_video(keras_result, pyfeat_data):
     result, out = keras_result
     assert result["source"].endswith("single_face.mp4")

@@ -21,7 +21,7 @@ def features(seed, batch=2, frames=6, dim=3):
 # ---------------------------------------------------------------- sampler
 
 
-@pytest.mark.jax
+@pytest.mark.backend
 def test_deterministic_sampler_takes_exactly_the_15_others():
     indices = ops.convert_to_numpy(NegativeSampler("deterministic", num_negatives=15)(features(0, 3, 16, 4)))
     assert indices.shape == (3, 16, 15) and indices.dtype == np.int32
@@ -37,7 +37,7 @@ def draw_counts(mode, z, num_draws, tau=0.5):
     return counts.reshape(z.shape[0], frames, frames)
 
 
-@pytest.mark.jax
+@pytest.mark.backend
 def test_probabilistic_sampler_follows_softmax_of_cosine_and_never_picks_anchor():
     z, tau, draws = features(1), 0.5, 4000
     counts = draw_counts("probabilistic", z, draws, tau)
@@ -140,7 +140,7 @@ def paper_moments(apex0, frames=16, eps=0.2, eta=0.5):
     return mean, std
 
 
-@pytest.mark.jax
+@pytest.mark.backend
 def test_prototype_moments_equal_eqs_2_to_4_at_first_middle_last_apex():
     apexes = [0, 6, 15]
     mean, std = IntensityPrototype(num_frames=16, epsilon=0.2, eta_init=0.5).prototype_moments(np.array(apexes))
@@ -152,7 +152,7 @@ def test_prototype_moments_equal_eqs_2_to_4_at_first_middle_last_apex():
     assert ops.convert_to_numpy(mean)[2, 15] == pytest.approx(1.0)  # apex at offset
 
 
-@pytest.mark.jax
+@pytest.mark.backend
 @pytest.mark.parametrize("apex", [0, 9, 15])
 def test_prototype_samples_have_the_eq_moments(apex):
     draws = 20000
@@ -163,26 +163,35 @@ def test_prototype_samples_have_the_eq_moments(apex):
     np.testing.assert_array_less(np.abs(q.std(0) - ref_std), 4 * ref_std / np.sqrt(2 * draws))
 
 
-def test_prototype_gradient_reaches_eta_without_nan():
+def test_prototype_gradient_on_eta_equals_numpy_moments_and_finite_difference():
     import tensorflow as tf
 
     if keras.backend.backend() != "tensorflow":
         pytest.skip("GradientTape needs the TensorFlow backend")
-    layer = IntensityPrototype(eta_init=0.5, seed=2)
-    apex = np.array([0, 7, 15], "int32")
+    apex, eta = np.array([0, 7, 15], "int32"), 0.5
+    layer = IntensityPrototype(eta_init=eta, seed=2)
     with tf.GradientTape() as tape:
         q = layer(apex)
         total = tf.reduce_sum(q)
     grad = tape.gradient(total, layer.eta_logit.value).numpy()
-    # q = mean + unit_std * sigmoid(w) * noise, so dq/dw = unit_std * eta (1 - eta) * noise.
-    mean, std = (x.numpy() for x in layer.prototype_moments(apex))
-    noise = (q.numpy() - mean) / std
-    expected = (std / 0.5 * 0.25 * noise).sum(0)
-    assert np.isfinite(grad).all() and np.abs(grad).min() > 0
-    np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-7)
+    # Independent moments (eqs. 2-4 in numpy): q = mean + unit_std * sigmoid(w) * noise,
+    # so d sum(q) / dw_n = sum_b unit_std * eta (1 - eta) * noise.
+    means, unit_stds = (np.stack(m) for m in zip(*(paper_moments(a, eta=1.0) for a in apex)))
+    noise = (q.numpy() - means) / (unit_stds * eta)
+    np.testing.assert_allclose(grad, (unit_stds * eta * (1 - eta) * noise).sum(0), rtol=1e-3, atol=1e-6)
+    assert np.isfinite(grad).all() and np.abs(grad).min() > 1e-4
+
+    def sum_at(logit):  # same seed, so the same noise
+        shifted = IntensityPrototype(eta_init=eta, seed=2)
+        shifted.eta_logit.assign(np.full(16, logit, "float32"))
+        return ops.convert_to_numpy(shifted(apex)).astype(np.float64).sum(0)
+
+    h = 1e-2
+    finite_difference = (sum_at(h) - sum_at(-h)) / (2 * h)  # eta = 0.5: logit 0
+    np.testing.assert_allclose(grad, finite_difference, rtol=1e-3, atol=1e-5)
 
 
-@pytest.mark.jax
+@pytest.mark.backend
 def test_prototype_gradient_reaches_eta_under_jax():
     if keras.backend.backend() != "jax":
         pytest.skip("jax.grad needs the JAX backend")

@@ -250,10 +250,69 @@ def test_mirrored_strategy_over_two_replicas(tiny_cache, tmp_path):
     assert "strategy mirrored: 2 replicas in sync" in done.stdout
     result = json.loads((out / "folds" / "00_sub01" / "result.json").read_text())
     assert result["n"] == 2 and len(result["history"]["ce_loss"]) == 1
-    # The reported loss is eq. 10 of the reported terms, not the replica count times it.
-    h = {k: v[0] for k, v in result["history"].items()}
-    l1, l2, l3 = get_config("tiny").lambdas
-    assert h["loss"] == pytest.approx(l1 * h["id_loss"] + l2 * h["wrst_loss"] + l3 * h["ce_loss"], rel=1e-4)
+
+
+# Logical devices must be configured before TensorFlow initialises: a process of its own.
+REPLICA_SCRIPT = """
+import json
+import numpy as np
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+from cmnet_keras import build_cmnet, get_config
+from cmnet_keras.layers import ClipFlip, IntensityPrototype, NegativeSampler, ViewAugmentation
+
+keras.utils.set_random_seed(0)
+# Nothing random: deterministic sampler, no augmentation, prototype noise times eta ~ 1e-6.
+cfg = get_config("tiny", sampler="deterministic", jitter_rate=0.0, grayscale_rate=0.0, blur_rate=0.0,
+                 eta_init=1e-6, sync_batchnorm=True, learning_rate=0.05)
+rng = np.random.default_rng(0)
+x = {"frames": rng.integers(0, 256, (4, 16, 32, 32, 3)).astype("uint8"), "apex": np.array([0, 5, 9, 15], "int32")}
+y, w = np.array([0, 1, 2, 1], "int32"), np.array([1.0, 2.0, 0.5, 1.0], "float32")
+start = build_cmnet(cfg).get_weights()
+mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+out = {"start": [a.tolist() for a in start]}
+for name, strategy in (("one", tf.distribute.get_strategy()), ("two", mirrored)):
+    with strategy.scope():
+        model = build_cmnet(cfg)
+        model.set_weights(start)
+    history = model.fit(x, y, sample_weight=w, batch_size=4, epochs=1, shuffle=False, verbose=0).history
+    out[name] = {"replicas": strategy.num_replicas_in_sync, "loss": history["loss"][0],
+                 "weights": [a.tolist() for a in model.get_weights()], "paths": [v.path for v in model.weights]}
+
+# Each replica draws its own random stream: the same input, different draws.
+with mirrored.scope():
+    layers = [IntensityPrototype(seed=0), NegativeSampler("random", 4, seed=0), ViewAugmentation(seed=0),
+              ClipFlip(0.5, seed=0)]
+inputs = [np.array([3, 7], "int32"), rng.normal(size=(2, 16, 8)).astype("float32"),
+          rng.uniform(size=(2, 8, 8, 3)).astype("float32"), rng.uniform(size=(32, 2, 4, 4, 3)).astype("float32")]
+out["replicas_differ"] = {}
+for layer, value in zip(layers, inputs):
+    draws = mirrored.run(tf.function(lambda v, layer=layer: layer(v, training=True)), args=(value,))
+    a, b = (np.asarray(t) for t in mirrored.experimental_local_results(draws))
+    out["replicas_differ"][type(layer).__name__] = not np.array_equal(a, b)
+print("RESULT" + json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_one_step_on_two_replicas_equals_one_step_on_one():
+    """MirroredStrategy over 2 logical CPUs, global batch 4 (2 per replica), synchronised BatchNorm, sample weights."""
+    done = subprocess.run([sys.executable, "-c", REPLICA_SCRIPT], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.split("RESULT", 1)[1])
+    assert (out["one"]["replicas"], out["two"]["replicas"]) == (1, 2)
+    start = [np.asarray(a) for a in out["start"]]
+    one, two = ([np.asarray(a) for a in out[k]["weights"]] for k in ("one", "two"))
+    # The step moves the weights far more than the tolerance (a replica-count error would show).
+    assert max(np.abs(a - b).max() for a, b in zip(one, start)) > 0.05
+    for path, a, b in zip(out["one"]["paths"], one, two):
+        np.testing.assert_allclose(b, a, atol=1e-5, rtol=0, err_msg=path)
+    assert out["two"]["loss"] == pytest.approx(out["one"]["loss"], rel=1e-5)
+    assert out["replicas_differ"] == {"IntensityPrototype": True, "NegativeSampler": True, "ViewAugmentation": True,
+                                      "ClipFlip": True}
 
 
 def test_final_model_is_trained_on_every_clip_and_loads(tiny_cache, tmp_path):

@@ -3,6 +3,8 @@
 import keras
 from keras import layers, ops
 
+from cmnet_keras.layers import replica_random
+
 
 @keras.saving.register_keras_serializable(package="cmnet_keras")
 class ClipFlip(layers.Layer):
@@ -29,7 +31,7 @@ class ClipFlip(layers.Layer):
         if not training or self.rate == 0:
             return frames
         batch = ops.shape(frames)[0]
-        flip = keras.random.uniform((batch, 1, 1, 1, 1), seed=self.seed_generator) < self.rate
+        flip = replica_random.uniform((batch, 1, 1, 1, 1), self.seed_generator) < self.rate
         return ops.where(flip, ops.flip(frames, axis=3), frames)
 
     def compute_output_shape(self, input_shape):

@@ -4,6 +4,15 @@ import keras
 from keras import layers, ops
 
 
+def batch_normalization(momentum, synchronized):
+    """`BatchNormalization`; `synchronized`: statistics over all tf.distribute replicas.
+
+    Ignored under JAX and PyTorch, which have no such option (a JAX data-parallel step sees the global batch).
+    """
+    synchronized = synchronized and keras.backend.backend() == "tensorflow"
+    return layers.BatchNormalization(momentum=momentum, synchronized=synchronized)
+
+
 @keras.saving.register_keras_serializable(package="cmnet_keras")
 class BasicBlock(layers.Layer):
     """ResNet basic block: two 3x3 conv-BN, identity or 1x1 projection shortcut.
@@ -12,20 +21,22 @@ class BasicBlock(layers.Layer):
         filters: output channels.
         strides: stride of the first conv (and of the projection).
         bn_momentum: momentum of the BatchNormalization moving statistics.
+        sync_batchnorm: BatchNormalization over all tf.distribute replicas (TensorFlow only).
     """
 
-    def __init__(self, filters, strides=1, bn_momentum=0.9, **kwargs):
+    def __init__(self, filters, strides=1, bn_momentum=0.9, sync_batchnorm=False, **kwargs):
         super().__init__(**kwargs)
         if filters < 1 or strides < 1:
             raise ValueError(f"BasicBlock needs filters, strides >= 1, got {filters}, {strides}")
         self.filters = int(filters)
         self.strides = int(strides)
         self.bn_momentum = float(bn_momentum)
+        self.sync_batchnorm = bool(sync_batchnorm)
         conv = dict(use_bias=False, kernel_initializer="he_normal")
         self.conv1 = layers.Conv2D(filters, 3, strides, padding="same", **conv)
-        self.bn1 = layers.BatchNormalization(momentum=self.bn_momentum)
+        self.bn1 = batch_normalization(self.bn_momentum, self.sync_batchnorm)
         self.conv2 = layers.Conv2D(filters, 3, padding="same", **conv)
-        self.bn2 = layers.BatchNormalization(momentum=self.bn_momentum)
+        self.bn2 = batch_normalization(self.bn_momentum, self.sync_batchnorm)
         self.project = None
         self.project_bn = None
 
@@ -33,7 +44,7 @@ class BasicBlock(layers.Layer):
         if self.strides != 1 or input_shape[-1] != self.filters:
             conv = dict(use_bias=False, kernel_initializer="he_normal")
             self.project = layers.Conv2D(self.filters, 1, self.strides, **conv)
-            self.project_bn = layers.BatchNormalization(momentum=self.bn_momentum)
+            self.project_bn = batch_normalization(self.bn_momentum, self.sync_batchnorm)
             self.project.build(input_shape)
             self.project_bn.build(self.project.compute_output_shape(input_shape))
         self.conv1.build(input_shape)
@@ -53,7 +64,7 @@ class BasicBlock(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "strides": self.strides,
-                "bn_momentum": self.bn_momentum}
+                "bn_momentum": self.bn_momentum, "sync_batchnorm": self.sync_batchnorm}
 
 
 def check_frames_shape(shape):
@@ -107,9 +118,10 @@ class FacialFeatureEncoder(layers.Layer):
         width: stem width (64 in ResNet-18); stages use width, 2w, 4w, 8w.
         blocks: basic blocks per stage ((2, 2, 2, 2) in ResNet-18).
         bn_momentum: momentum of the BatchNormalization moving statistics.
+        sync_batchnorm: BatchNormalization over all tf.distribute replicas (TensorFlow only).
     """
 
-    def __init__(self, width=64, blocks=(2, 2, 2, 2), bn_momentum=0.9, **kwargs):
+    def __init__(self, width=64, blocks=(2, 2, 2, 2), bn_momentum=0.9, sync_batchnorm=False, **kwargs):
         super().__init__(**kwargs)
         blocks = tuple(int(b) for b in blocks)
         if width < 1 or not blocks or min(blocks) < 1:
@@ -117,15 +129,16 @@ class FacialFeatureEncoder(layers.Layer):
         self.width = int(width)
         self.blocks = blocks
         self.bn_momentum = float(bn_momentum)
+        self.sync_batchnorm = bool(sync_batchnorm)
         self.output_dim = self.width * 2 ** (len(blocks) - 1)
         self.stem = [
             layers.Conv2D(self.width, 7, 2, padding="same", use_bias=False, kernel_initializer="he_normal"),
-            layers.BatchNormalization(momentum=self.bn_momentum),
+            batch_normalization(self.bn_momentum, self.sync_batchnorm),
             layers.ReLU(),
             layers.MaxPooling2D(3, 2, padding="same"),
         ]
         self.stages = [
-            BasicBlock(self.width * 2**stage, 2 if stage > 0 and i == 0 else 1, self.bn_momentum)
+            BasicBlock(self.width * 2**stage, 2 if stage > 0 and i == 0 else 1, self.bn_momentum, self.sync_batchnorm)
             for stage, count in enumerate(blocks)
             for i in range(count)
         ]
@@ -143,4 +156,4 @@ class FacialFeatureEncoder(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "width": self.width, "blocks": list(self.blocks),
-                "bn_momentum": self.bn_momentum}
+                "bn_momentum": self.bn_momentum, "sync_batchnorm": self.sync_batchnorm}

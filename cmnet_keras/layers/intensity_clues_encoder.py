@@ -3,7 +3,13 @@
 import keras
 from keras import layers
 
-from cmnet_keras.layers.facial_feature_encoder import build_sequence, call_sequence, fold_frames, unfold_frames
+from cmnet_keras.layers.facial_feature_encoder import (
+    batch_normalization,
+    build_sequence,
+    call_sequence,
+    fold_frames,
+    unfold_frames,
+)
 
 
 @keras.saving.register_keras_serializable(package="cmnet_keras")
@@ -17,9 +23,10 @@ class IntensityCluesEncoder(layers.Layer):
         filters: conv filters per stage.
         output_dim: width of the intensity feature z.
         bn_momentum: momentum of the BatchNormalization moving statistics.
+        sync_batchnorm: BatchNormalization over all tf.distribute replicas (TensorFlow only).
     """
 
-    def __init__(self, filters=(32, 64, 128, 128), output_dim=128, bn_momentum=0.9, **kwargs):
+    def __init__(self, filters=(32, 64, 128, 128), output_dim=128, bn_momentum=0.9, sync_batchnorm=False, **kwargs):
         super().__init__(**kwargs)
         filters = tuple(int(f) for f in filters)
         if not filters or min(filters) < 1 or output_dim < 1:
@@ -27,11 +34,12 @@ class IntensityCluesEncoder(layers.Layer):
         self.filters = filters
         self.output_dim = int(output_dim)
         self.bn_momentum = float(bn_momentum)
+        self.sync_batchnorm = bool(sync_batchnorm)
         self.stages = []
         for f in filters:
             self.stages += [
                 layers.Conv2D(f, 3, 2, padding="same", use_bias=False, kernel_initializer="he_normal"),
-                layers.BatchNormalization(momentum=self.bn_momentum),
+                batch_normalization(self.bn_momentum, self.sync_batchnorm),
                 layers.ReLU(),
             ]
         self.pool = layers.GlobalAveragePooling2D()
@@ -49,4 +57,4 @@ class IntensityCluesEncoder(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "filters": list(self.filters), "output_dim": self.output_dim,
-                "bn_momentum": self.bn_momentum}
+                "bn_momentum": self.bn_momentum, "sync_batchnorm": self.sync_batchnorm}

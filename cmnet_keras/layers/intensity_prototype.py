@@ -6,6 +6,8 @@ import numpy as np
 import keras
 from keras import ops
 
+from cmnet_keras.layers import replica_random
+
 
 def onset_apex_moments(frames, apex, epsilon):
     """Mean and unit std of the On-A segment (frames before the apex), Eq. 2.
@@ -71,7 +73,8 @@ class IntensityPrototype(keras.layers.Layer):
         apex: [B] int, 0-based apex index in [0, N - 1].
 
     Returns:
-        q = mean + std * normal, [B, N] (gradients reach eta).
+        q = mean + std * normal, [B, N] (gradients reach eta); under
+        tf.distribute each replica draws its own noise (`replica_random`).
     """
 
     def __init__(self, num_frames=16, epsilon=0.2, eta_init=0.5, seed=None, **kwargs):
@@ -142,7 +145,7 @@ class IntensityPrototype(keras.layers.Layer):
 
     def call(self, apex):
         mean, std = self.prototype_moments(apex)
-        noise = keras.random.normal(ops.shape(mean), dtype=mean.dtype, seed=self.seed_generator)
+        noise = replica_random.normal(ops.shape(mean), self.seed_generator, dtype=mean.dtype)
         return mean + std * noise
 
     def compute_output_spec(self, apex):

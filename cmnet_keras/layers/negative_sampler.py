@@ -3,7 +3,15 @@
 import keras
 from keras import ops
 
-SAMPLER_MODES = ("deterministic", "random", "probabilistic")
+from cmnet_keras.layers import replica_random
+
+SAMPLERS = ("deterministic", "random", "probabilistic")
+
+
+def check_sampler(mode):
+    """Raises ValueError unless `mode` is one of `SAMPLERS`."""
+    if mode not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {mode!r}")
 
 
 def other_frames(num_frames):
@@ -30,9 +38,10 @@ class NegativeSampler(keras.layers.Layer):
     N - 1); "random" = M uniform draws with replacement from the other frames;
     "probabilistic" = M draws from softmax(cos(z_n, z_j) / tau) over the other
     frames j. The anchor is never picked. Indices are discrete: no gradient.
+    Under tf.distribute each replica draws its own (`replica_random`).
 
     Args:
-        mode: one of `SAMPLER_MODES`.
+        mode: one of `SAMPLERS`.
         num_negatives: M.
         tau: softmax temperature of the probabilistic mode, > 0.
         seed: int or None, seeds the draws.
@@ -46,8 +55,7 @@ class NegativeSampler(keras.layers.Layer):
 
     def __init__(self, mode="probabilistic", num_negatives=15, tau=0.1, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if mode not in SAMPLER_MODES:
-            raise ValueError(f"NegativeSampler mode must be one of {SAMPLER_MODES}, got {mode!r}")
+        check_sampler(mode)
         if int(num_negatives) != num_negatives or num_negatives < 1:
             raise ValueError(f"num_negatives must be an integer >= 1, got {num_negatives!r}")
         if not tau > 0:
@@ -86,7 +94,7 @@ class NegativeSampler(keras.layers.Layer):
             unit = ops.normalize(z, axis=-1)
             cosine = ops.einsum("bnd,bkd->bnk", unit, unit)  # [B, N, N]
             logits = ops.reshape(ops.take_along_axis(cosine, others, axis=2) / self.tau, (-1, num_frames - 1))
-        slots = keras.random.categorical(logits, self.num_negatives, seed=self.seed_generator)
+        slots = replica_random.categorical(logits, self.num_negatives, self.seed_generator)
         slots = ops.reshape(slots, (batch, num_frames, self.num_negatives))
         return ops.take_along_axis(others, slots, axis=2)
 

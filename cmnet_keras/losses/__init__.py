@@ -6,8 +6,9 @@ from cmnet_keras.losses.intensity_distillation import (
     IntensityDistillationLoss,
     intensity_distillation_loss,
 )
-from cmnet_keras.losses.total import check_lambdas, total_loss
+from cmnet_keras.losses.total import TotalLoss, check_lambdas, total_loss
 from cmnet_keras.losses.wilcoxon import (
+    P_MODES,
     WilcoxonRankSumLoss,
     rank_sum_p_value,
     rank_sum_statistic,
@@ -17,8 +18,10 @@ from cmnet_keras.losses.wilcoxon import (
 )
 
 __all__ = [
+    "P_MODES",
     "ClassificationLoss",
     "IntensityDistillationLoss",
+    "TotalLoss",
     "WilcoxonRankSumLoss",
     "check_lambdas",
     "classification_loss",

@@ -15,7 +15,8 @@ def _check_temperature(temperature):
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
 
 
-def _check_p_mode(mode):
+def check_p_mode(mode):
+    """Raises ValueError unless `mode` is one of `P_MODES`."""
     if mode not in P_MODES:
         raise ValueError(f"p_mode must be one of {P_MODES}, got {mode!r}")
 
@@ -91,7 +92,7 @@ def rank_sum_p_value(z, mode="density"):
         mode: "density" = the paper's p = exp(-Z^2 / 2) / sqrt(2 pi) (the normal
             density); "two_sided" = the p-value 2 (1 - Phi(|Z|)).
     """
-    _check_p_mode(mode)
+    check_p_mode(mode)
     if mode == "density":
         return ops.exp(-0.5 * ops.square(z)) / math.sqrt(2.0 * math.pi)
     # 2 (1 - Phi(|Z|)) = erfc(|Z| / sqrt 2); erfc keeps precision where p << 1.
@@ -113,7 +114,7 @@ def wilcoxon_rank_sum_loss(
         reduction: "mean" -> scalar over the batch; "none" -> [B].
     """
     check_reduction(reduction)
-    _check_p_mode(p_mode)
+    check_p_mode(p_mode)
     p = rank_sum_p_value(rank_sum_z(q, k, temperature), p_mode)
     return reduce_per_clip(ops.relu(xi - (p - alpha)), reduction)
 
@@ -140,7 +141,7 @@ class WilcoxonRankSumLoss(keras.losses.Loss):
         dtype=None,
     ):
         _check_temperature(temperature)
-        _check_p_mode(p_mode)
+        check_p_mode(p_mode)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.alpha = alpha
         self.xi = xi

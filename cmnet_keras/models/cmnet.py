@@ -5,10 +5,8 @@ import dataclasses
 import keras
 import numpy as np
 from keras import ops
-from keras.src.losses.loss import scale_loss_for_distribution
 
 from cmnet_keras.config import CMNetConfig
-from cmnet_keras.data.folds import LOSOFold
 from cmnet_keras.layers import (
     ClipFlip,
     Extend,
@@ -20,15 +18,16 @@ from cmnet_keras.layers import (
     ViewAugmentation,
     gather_negatives,
 )
-from cmnet_keras.losses import (
-    classification_loss,
-    intensity_distillation_loss,
-    total_loss,
-    wilcoxon_rank_sum_loss,
-)
+from cmnet_keras.losses import ClassificationLoss, IntensityDistillationLoss, TotalLoss, WilcoxonRankSumLoss
 from cmnet_keras.optimizers import default_optimizer
 
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(CMNetConfig))
+FOLD_PARTS = ("train", "test", "validation")
+
+
+def _is_fold(x):
+    """Whether `x` follows the fold protocol: `train`, `test` and `validation` attributes."""
+    return all(hasattr(x, part) for part in FOLD_PARTS)
 
 
 @keras.saving.register_keras_serializable(package="cmnet_keras")
@@ -44,10 +43,14 @@ class CMNet(keras.Model):
 
     Training computes the ICE on the T frames and their two augmented views in one
     call (its batch statistics mix both); a term whose lambda is 0 is not computed.
-    Inference runs only the FFE and the ICE on the T frames. `compute_loss` returns eq. 10 and updates the
-    `id_loss`, `wrst_loss`, `ce_loss` trackers. In evaluation there are no views,
-    so `val_id_loss` is 0, and L_Wrst uses the prototype mean instead of a sample.
-    `sample_weight` is ignored.
+    Inference runs only the FFE and the ICE on the T frames. `compute_loss` returns eq. 10
+    (see there for sample weights) and updates the `id_loss`, `wrst_loss`, `ce_loss`
+    trackers. In evaluation there are no views, so `val_id_loss` is 0, and L_Wrst uses
+    the prototype mean instead of a sample.
+
+    `fit(fold)` and `evaluate(fold)` also take a LOSO fold: any object with `train`,
+    `test` and `validation` attributes (datasets of `(inputs, labels)` batches;
+    `validation` may be None), such as `cmnet_keras.data.folds.LOSOFold`.
 
     Args:
         **kwargs: every `CMNetConfig` field (paper defaults) and `keras.Model`
@@ -60,10 +63,19 @@ class CMNet(keras.Model):
         self.config = config
         self.clip_flip = ClipFlip(config.clip_flip_rate, seed=config.seed + 3, name="clip_flip")
         self.augment = ViewAugmentation(
-            config.jitter_strength, config.grayscale_rate, config.blur_sigma, seed=config.seed
+            config.jitter_strength,
+            config.grayscale_rate,
+            config.blur_sigma,
+            jitter_rate=config.jitter_rate,
+            blur_rate=config.blur_rate,
+            seed=config.seed,
         )
-        self.ffe = FacialFeatureEncoder(config.ffe_width, config.ffe_blocks, config.bn_momentum, name="ffe")
-        self.ice = IntensityCluesEncoder(config.ice_filters, config.ice_dim, config.bn_momentum, name="ice")
+        self.ffe = FacialFeatureEncoder(
+            config.ffe_width, config.ffe_blocks, config.bn_momentum, config.sync_batchnorm, name="ffe"
+        )
+        self.ice = IntensityCluesEncoder(
+            config.ice_filters, config.ice_dim, config.bn_momentum, config.sync_batchnorm, name="ice"
+        )
         self.squeeze = Squeeze(name="squeeze")
         self.extend = Extend(self.ffe.output_dim, name="extend")
         self.sampler = NegativeSampler(config.sampler, config.num_negatives, config.tau, seed=config.seed + 1)
@@ -75,6 +87,13 @@ class CMNet(keras.Model):
         self.classifier = keras.layers.Dense(
             config.num_classes, activation="softmax", dtype="float32", name="classifier"
         )
+        # Per-clip terms; TotalLoss reduces them (eq. 10).
+        self.ce_loss_fn = ClassificationLoss(reduction="none")
+        self.id_loss_fn = IntensityDistillationLoss(config.tau, reduction="none")
+        self.wrst_loss_fn = WilcoxonRankSumLoss(
+            config.alpha, config.xi, config.rank_temperature, config.p_mode, reduction="none"
+        )
+        self.total_loss_fn = TotalLoss(config.lambdas)
         self.id_loss_tracker = keras.metrics.Mean(name="id_loss")
         self.wrst_loss_tracker = keras.metrics.Mean(name="wrst_loss")
         self.ce_loss_tracker = keras.metrics.Mean(name="ce_loss")
@@ -155,24 +174,31 @@ class CMNet(keras.Model):
         return {"probs": probs, "intensity": k, **outputs}
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """Total loss, eq. 10, from the terms of eqs. 1 and 9 and L_C."""
-        cfg = self.config
-        y_pred = keras.tree.map_structure(lambda t: ops.cast(t, "float32"), y_pred)  # mixed precision
-        ce = classification_loss(y, y_pred["probs"])
-        id_loss = wrst = ops.zeros_like(ce)
+        """Total loss, eq. 10, from the terms of eqs. 1 and 9 and L_C, plus regularisation losses.
+
+        `sample_weight` (and `fit`'s `class_weight`, which Keras turns into it)
+        weights each clip's L_C: the term is sum_i w_i L_C,i / B, the mean of Keras's
+        losses ("sum_over_batch_size"). L_ID and L_Wrst stay unweighted means over
+        the clips: they shape the intensity curve of every clip, whatever its class.
+        The reduction, like every Keras loss's, divides by the replica count under
+        tf.distribute; `self.losses` (weight regularisers, `add_loss`) are added as
+        `keras.Model.compute_loss` adds them.
+        """
+        terms = {"ce_loss": self.ce_loss_fn(y, y_pred["probs"], sample_weight=sample_weight)}  # [B]
+        terms["id_loss"] = terms["wrst_loss"] = ops.zeros_like(terms["ce_loss"])
         if "views" in y_pred:
-            id_loss = intensity_distillation_loss(*y_pred["views"], y_pred["negatives"], cfg.tau)
+            terms["id_loss"] = self.id_loss_fn(y, (*y_pred["views"], y_pred["negatives"]))
         q = y_pred.get("prototype")
         if q is None and self.uses_wrst_loss and isinstance(x, dict) and x.get("apex") is not None:
             q = self.prototype.prototype_moments(x["apex"])[0]
         if q is not None:
-            wrst = wilcoxon_rank_sum_loss(q, y_pred["intensity"], cfg.alpha, cfg.xi, cfg.rank_temperature, cfg.p_mode)
-        batch = ops.shape(y_pred["probs"])[0]
-        for tracker, value in ((self.id_loss_tracker, id_loss), (self.wrst_loss_tracker, wrst), (self.ce_loss_tracker, ce)):
-            tracker.update_state(value, sample_weight=batch)
-        # Like every keras.losses.Loss, divided by the replica count under tf.distribute
-        # (the trainer sums replica gradients and unscales the reported loss); a no-op elsewhere.
-        return scale_loss_for_distribution(total_loss(id_loss, wrst, ce, cfg.lambdas))
+            terms["wrst_loss"] = self.wrst_loss_fn(q, y_pred["intensity"])
+        for tracker in (self.id_loss_tracker, self.wrst_loss_tracker, self.ce_loss_tracker):
+            tracker.update_state(terms[tracker.name])
+        total = self.total_loss_fn(y, terms)
+        if self.losses:
+            total = total + super().compute_loss(x, y, y_pred, sample_weight, training)
+        return total
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         self.accuracy_tracker.update_state(y, y_pred["probs"], sample_weight=sample_weight)
@@ -183,9 +209,9 @@ class CMNet(keras.Model):
         return self.prototype.prototype_moments(apex)[0]
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        """`keras.Model.fit`; `x` may be a `LOSOFold` (trains on `fold.train`,
+        """`keras.Model.fit`; `x` may be a LOSO fold (trains on `fold.train`,
         validates on `fold.validation` unless `validation_data` is given)."""
-        if isinstance(x, LOSOFold):
+        if _is_fold(x):
             if kwargs.get("validation_data") is None:
                 kwargs["validation_data"] = x.validation
             x = x.train
@@ -194,8 +220,8 @@ class CMNet(keras.Model):
         return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        """`keras.Model.evaluate`; `x` may be a `LOSOFold` (tests on `fold.test`)."""
-        if isinstance(x, LOSOFold):
+        """`keras.Model.evaluate`; `x` may be a LOSO fold (tests on `fold.test`)."""
+        if _is_fold(x):
             x = x.test
         if isinstance(x, dict):
             self._check_inputs(x)
