@@ -8,4 +8,4 @@ PYTHON="${PYTHON:-python3.11}"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -r requirements-test.txt -e .
 .venv/bin/python -m pytest -q "$@"
-KERAS_BACKEND=jax .venv/bin/python -m pytest -q -m jax "$@"
+KERAS_BACKEND=jax .venv/bin/python -m pytest -q -m backend "$@"

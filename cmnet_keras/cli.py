@@ -41,7 +41,8 @@ def config_from_args(args):
         from cmnet_keras.training.seeds import check_seeds
 
         check_seeds(args.seeds)
-    overrides = {"seed": args.seeds[0] if args.seeds else args.seed}
+    # Under a strategy, BatchNorm statistics are synchronised so N replicas train like one device.
+    overrides = {"seed": args.seeds[0] if args.seeds else args.seed, "sync_batchnorm": args.strategy != "none"}
     for field, value in (("epochs", args.epochs), ("batch_size", args.batch_size),
                          ("learning_rate", args.learning_rate), ("sampler", args.sampler),
                          ("lambdas", args.lambdas)):

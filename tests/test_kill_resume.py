@@ -33,6 +33,21 @@ def _complete_files(folder):
                 assert archive.testzip() is None, path
 
 
+def _kill_after_new_work(done):
+    """(ready, record) for `kill_and_resume`: each kill is armed only once `done()` grew past its value at
+    the previous kill, so the kills spread over the whole run instead of all landing in the first seconds."""
+    marks = [done()]
+
+    def ready(pid):
+        return done() > marks[-1]
+
+    def record():
+        marks.append(done())
+        return marks[-1]
+
+    return ready, record
+
+
 def _run(cmd):
     done = subprocess.run(cmd, env=ENV, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
@@ -55,17 +70,22 @@ def test_killed_and_resumed_training_equals_an_uninterrupted_run(tmp_path, synth
 
     _run(command(tmp_path / "reference"))
     out = tmp_path / "killed"
-    checked = []
+
+    def epochs_done():  # checkpointed epochs (each fold's state.json) and finished folds
+        states = [json.loads(p.read_text())["epoch"] for p in out.glob("folds/*/state.json")]
+        return sum(states) + len(list(out.glob("folds/*/result.json")))
+
+    ready, record = _kill_after_new_work(epochs_done)
 
     def progress():
         _complete_files(out)  # after every kill: no half-written file
-        checked.append(len(list(out.glob("folds/*/result.json"))))
-        return checked[-1]
+        return record()
 
-    attempts = kill_and_resume(command(out), kills=5, seed=3, delay=(4.0, 14.0), env=ENV, cwd=REPO, timeout=900,
-                               progress=progress)
-    print("folds finished at each kill:", [a.progress for a in attempts if a.killed])
-    assert sum(a.killed for a in attempts) >= 5
+    attempts = kill_and_resume(command(out), kills=5, seed=3, delay=(0.0, 3.0), env=ENV, cwd=REPO, timeout=900,
+                               progress=progress, ready=ready)
+    done = [a.progress for a in attempts if a.killed]
+    print("checkpointed epochs + finished folds at each kill:", done)
+    assert len(done) >= 5 and done == sorted(done) and done[-1] > 5  # kills spread over the folds
     assert attempts[-1].returncode == 0, attempts[-1].output[-3000:]
     assert leftovers(out) == []
     assert _fold_outcomes(out) == _fold_outcomes(tmp_path / "reference")
@@ -86,14 +106,20 @@ def test_killed_and_resumed_search_loses_and_repeats_no_trial(tmp_path, syntheti
     _run(command(tmp_path / "reference"))
     out = tmp_path / "killed"
 
+    def work_done():  # finished trials and the trials' checkpointed folds
+        return len(list(out.glob("trial_*/result.json"))) + len(list(out.glob("trial_*/loso/folds/*/state.json")))
+
+    ready, record = _kill_after_new_work(work_done)
+
     def progress():
         _complete_files(out)
-        return len(list(out.glob("trial_*/result.json")))
+        return record()
 
-    attempts = kill_and_resume(command(out), kills=5, seed=4, delay=(5.0, 20.0), env=ENV, cwd=REPO, timeout=900,
-                               progress=progress)
-    print("trials finished at each kill:", [a.progress for a in attempts if a.killed])
-    assert sum(a.killed for a in attempts) >= 5
+    attempts = kill_and_resume(command(out), kills=5, seed=4, delay=(0.0, 4.0), env=ENV, cwd=REPO, timeout=900,
+                               progress=progress, ready=ready)
+    done = [a.progress for a in attempts if a.killed]
+    print("finished trials + checkpointed folds at each kill:", done)
+    assert len(done) >= 5 and done == sorted(done) and done[-1] > 5
     assert attempts[-1].returncode == 0, attempts[-1].output[-3000:]
     columns = ["lambda1", "lambda2", "lambda3", "status", "score", "f1", "pooled_uf1", "fold_accuracy"]
     trials = pd.read_csv(out / "trials.csv").sort_values(["lambda1", "lambda2"]).reset_index(drop=True)
