@@ -119,7 +119,7 @@ def test_killed_and_resumed_search_loses_and_repeats_no_trial(tmp_path, syntheti
                                progress=progress, ready=ready)
     done = [a.progress for a in attempts if a.killed]
     print("finished trials + checkpointed folds at each kill:", done)
-    assert len(done) >= 5 and done == sorted(done) and done[-1] > 5
+    assert len(done) >= 5 and done == sorted(done) and done[-1] >= 5
     assert attempts[-1].returncode == 0, attempts[-1].output[-3000:]
     columns = ["lambda1", "lambda2", "lambda3", "status", "score", "f1", "pooled_uf1", "fold_accuracy"]
     trials = pd.read_csv(out / "trials.csv").sort_values(["lambda1", "lambda2"]).reset_index(drop=True)
