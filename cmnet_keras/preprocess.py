@@ -14,11 +14,13 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
+from cmnet_keras import optional
 from cmnet_keras.data import cache, face, media, readers, temporal
+
+cv2 = optional.require("cv2")
 
 CLIP_ERRORS = (ValueError, OSError, cv2.error)
 

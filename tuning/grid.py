@@ -62,8 +62,11 @@ import pathlib
 import sys
 import time
 
-import keras_tuner as kt
 import pandas as pd
+
+from cmnet_keras import optional
+
+kt = optional.require("keras_tuner")
 
 HP_NAME = "lambdas"
 OBJECTIVE = "loso_accuracy"
@@ -83,7 +86,7 @@ def check_tensorboard():
     except ImportError as e:
         raise ImportError(
             "keras-tuner needs the `tensorboard` package (tensorboard.plugins.hparams), "
-            f"which could not be imported ({e}). Install it: pip install tensorboard"
+            f"which could not be imported ({e}). Install it: pip install -e \".[tuning]\""
         ) from e
 
 
