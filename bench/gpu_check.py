@@ -203,7 +203,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=None, help="timed steps per batch (default 5; --smoke 2)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps after the compiling one")
     parser.add_argument("--max-batch", type=int, default=None, help="largest batch to try (default 1024; --smoke 4)")
-    parser.add_argument("--budget", type=float, default=400.0, help="seconds for everything (policies share it)")
+    parser.add_argument("--budget", type=float, default=380.0, help="seconds for everything (policies share it)")
     parser.add_argument("--peak-tflops", type=float, default=None,
                         help="the GPU's dense bf16 peak (default: by device kind, see BF16_PEAK_TFLOPS)")
     parser.add_argument("--json", help="also write every row and the FLOP counts here")

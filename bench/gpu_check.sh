@@ -9,6 +9,7 @@
 #   bash bench/gpu_check.sh
 #   WHEELS=.whl bash bench/gpu_check.sh 2>&1 | tee gpu_check.log
 set -euo pipefail
+if [ -n "${WHEELS:-}" ]; then WHEELS="$(cd "$WHEELS" && pwd)"; fi
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 if [ -n "${WHEELS:-}" ]; then
