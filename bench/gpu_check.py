@@ -133,6 +133,11 @@ def run_batch(args):
     y = rng.integers(0, cfg.num_classes, (args.batch,)).astype("int32")
     try:
         model = build_cmnet(cfg)
+        if args.policy != "float32":
+            # jax's cuDNN LSTM has no bfloat16 ("Unknown output type bfloat16", jax 0.11.2).
+            model.lstm.use_cudnn = False
+        print(f"{args.policy} batch {args.batch}: data and model ready, first step (compiles)", file=sys.stderr,
+              flush=True)
         first = time.perf_counter()
         model.train_on_batch(x, y)
         row["compile_s"] = time.perf_counter() - first
@@ -239,6 +244,7 @@ def main(argv=None):
                 done.append({"policy": policy, "batch": batch, "status": "not run: time budget"})
                 break
             began = time.time()
+            print(f"{time.strftime('%H:%M:%S')} {policy} batch {batch}", flush=True)
             got = _child(args, "--policy", policy, "--batch", str(batch), timeout=max(deadline - began, 0) + 60)
             done += got or [{"policy": policy, "batch": batch, "status": "failed (see above)"}]  # counts as too big
             print(json.dumps(done[-1]), flush=True)
