@@ -1,12 +1,12 @@
 """GPU check: the paper preset's training step under KERAS_BACKEND=jax, float32 and mixed_bfloat16.
 
 Needs jax (with a GPU), keras and this package; not TensorFlow, tf.data or a dataset:
-the clips are synthetic uint8 numpy arrays. For each policy, in its own process (so
-that each peak is its own), it trains batch 8 (the paper's) for a few steps, then
-doubles the batch until it runs out of GPU memory, `--max-batch` or its share of
-`--budget` seconds. It prints, per policy and batch: compile time, clips/s, peak GPU
-memory (jax `memory_stats()["peak_bytes_in_use"]`, a running maximum within the
-process, batches in increasing order) and the share of the GPU's dense bf16 peak that
+the clips are synthetic uint8 numpy arrays. For each policy it trains batch 8 (the
+paper's) for a few steps, then doubles the batch; a batch that runs out of memory,
+fails, reaches `--max-batch` or does not finish in the policy's share of `--budget`
+seconds ends the doubling. Each batch runs in its own process, so each peak is its own.
+It prints, per policy and batch: compile time, clips/s, peak GPU memory (jax
+`memory_stats()["peak_bytes_in_use"]`) and the share of the GPU's dense bf16 peak that
 the facial feature encoder's (FFE, ResNet-18) training FLOPs use. Those FLOPs are
 counted analytically (every convolution: forward, weight gradient, input gradient but
 for the first; padding taps included, as GPU kernels compute them) and checked against
@@ -20,7 +20,6 @@ Usage:
 import argparse
 import dataclasses
 import json
-import math
 import os
 import subprocess
 import sys
@@ -158,26 +157,18 @@ def run_batch(args):
 
 
 def next_batch(rows, first, max_batch):
-    """The next batch to try, or None: the largest power-of-two multiple of `first` that fits.
+    """The next batch to try, or None: `first`, then doubling while batches fit.
 
-    After `first` fits, its peak memory predicts the candidate (peak grows about linearly
-    with the batch); from there the search doubles while batches fit, or halves after an
-    out-of-memory, until a batch that fits sits next to one that does not.
+    Plain doubling on purpose: each size compiles a new step, and one jump to a large
+    batch that then does not finish in time leaves nothing measured (batch 128 on the
+    H200 did not finish in 213 s, see BENCHMARKS.md).
     """
-    ok = {r["batch"] for r in rows if r["status"] == "ok"}
-    failed = {r["batch"] for r in rows if r["status"] != "ok"}
-    if first not in ok:
-        return None if first in failed else first
-    largest, smallest_failed = max(ok), min(failed, default=None)
-    if smallest_failed is not None:
-        gap = smallest_failed // 2
-        return gap if gap > largest else None
-    if len(ok) > 1 or not rows[0].get("peak_bytes") or not rows[0].get("bytes_limit"):
-        batch = 2 * largest
-    else:
-        fits = 0.9 * rows[0]["bytes_limit"] / rows[0]["peak_bytes"]
-        batch = first * 2 ** max(1, int(math.log2(fits)))
-    return batch if batch <= max_batch else (max_batch if max_batch > largest else None)
+    if not rows:
+        return first
+    if any(r["status"] != "ok" for r in rows):
+        return None
+    batch = 2 * rows[-1]["batch"]
+    return batch if batch <= max_batch else None
 
 
 def _child(args, *extra, timeout, env=None):
