@@ -212,7 +212,7 @@ def main(argv=None):
     if args.steps < 1 or args.warmup < 0 or args.budget <= 0:
         parser.error(f"need --steps >= 1, --warmup >= 0, --budget > 0; got {args.steps}, {args.warmup}, {args.budget}")
     if os.environ.get("KERAS_BACKEND") != "jax":
-        parser.error(f"run under KERAS_BACKEND=jax (bench/gpu_check.sh sets it); got {os.environ.get('KERAS_BACKEND')!r}")
+        parser.error(f"run under KERAS_BACKEND=jax (gpu_check.sh sets it); got {os.environ.get('KERAS_BACKEND')!r}")
     if args.count_flops:
         return count_flops(args)
     if args.policy:

@@ -86,7 +86,8 @@ def check_tensorboard():
     except ImportError as e:
         raise ImportError(
             "keras-tuner needs the `tensorboard` package (tensorboard.plugins.hparams), "
-            f"which could not be imported ({e}). Install it: pip install -e \".[tuning]\""
+            f"which could not be imported ({e}). Install it: pip install tensorboard "
+            '(or the extra: pip install -e ".[tuning]")'
         ) from e
 
 
