@@ -12,7 +12,7 @@ if [ "${1:-}" = "--with-baseline" ]; then BASELINE=1; shift; fi
 PYTHON="${PYTHON:-python3.11}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -r requirements.txt -e .
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[cpu,preprocess]"
 .venv/bin/python -m cmnet_keras.train --preset demo --out runs/demo-cmnet "$@"
 if [ "$BASELINE" = 1 ]; then
   .venv/bin/python -m cmnet_keras.train --preset demo --lambdas 0 0 1 --out runs/demo-baseline "$@"

@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from cmnet_keras import cli
+from cmnet_keras.distribute import StrategyError
 from cmnet_keras.files import OutputError
 from cmnet_keras.training.ablation import TABLES
 
@@ -34,7 +35,7 @@ def main(argv=None):
     try:
         print(run_ablation(args.table, cache, base, args.out, seeds=args.seeds, preset_name=args.preset,
                            command=command, **options))
-    except (ConfigMismatchError, OutputError) as error:
+    except (ConfigMismatchError, OutputError, StrategyError) as error:
         parser.exit(2, f"error: {error}\n")
 
 

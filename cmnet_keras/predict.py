@@ -26,10 +26,12 @@ import os
 import pathlib
 import sys
 
-import cv2
 import numpy as np
 
+from cmnet_keras import optional
 from cmnet_keras.data import media
+
+cv2 = optional.require("cv2")
 
 RESULT_FILE = "result.json"
 PLOT_FILE = "intensity.png"

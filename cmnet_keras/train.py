@@ -16,6 +16,7 @@ import argparse
 import sys
 
 from cmnet_keras import cli
+from cmnet_keras.distribute import StrategyError
 from cmnet_keras.files import OutputError
 
 
@@ -42,7 +43,7 @@ def main(argv=None):
             run_loso(cache, config, args.out, command=command, **options)
         if args.final_model:
             train_final_model(cache, config, args.out, verbose=args.verbose)
-    except (ConfigMismatchError, OutputError) as error:
+    except (ConfigMismatchError, OutputError, StrategyError) as error:
         parser.exit(2, f"error: {error}\n")
 
 

@@ -244,10 +244,10 @@ train.main(sys.argv[1:])
 def test_mirrored_strategy_over_two_replicas(tiny_cache, tmp_path):
     out = tmp_path / "mirrored"
     done = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, *_args(tiny_cache, out, "--epochs", "1", "--folds",
-                                                                         "0", "--strategy", "mirrored")],
+                                                                         "0", "--strategy", "mirrored-cpu")],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "strategy mirrored: 2 replicas in sync" in done.stdout
+    assert "strategy mirrored-cpu: 2 replicas in sync" in done.stdout
     result = json.loads((out / "folds" / "00_sub01" / "result.json").read_text())
     assert result["n"] == 2 and len(result["history"]["ce_loss"]) == 1
 

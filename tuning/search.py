@@ -12,11 +12,12 @@ import pathlib
 import sys
 import time
 
-import keras_tuner as kt
 import pandas as pd
 
-from cmnet_keras import files, reports
+from cmnet_keras import files, optional, reports
 from cmnet_keras.training.run_dir import check_settings
+
+kt = optional.require("keras_tuner")
 
 HP_NAME = "lambdas"
 OBJECTIVE = "score"
@@ -40,7 +41,8 @@ def check_tensorboard():
     except ImportError as e:
         raise ImportError(
             "keras-tuner needs the `tensorboard` package (tensorboard.plugins.hparams), "
-            f"which could not be imported ({e}). Install it: pip install tensorboard"
+            f"which could not be imported ({e}). Install it: pip install tensorboard "
+            '(or the extra: pip install -e ".[tuning]")'
         ) from e
 
 

@@ -66,12 +66,14 @@ import sys
 import time
 import zipfile
 
-import cv2
 import numpy as np
 import pandas as pd
 
+from cmnet_keras import optional
 from cmnet_keras.data import media
 from cmnet_keras.data.face import FaceAligner, NoFaceError, eye_centres, warp_frames
+
+cv2 = optional.require("cv2")
 
 EMOTIONS = ("disgust", "happiness", "repression", "surprise", "others")
 SHEET_COLUMNS = ("Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame",

@@ -15,8 +15,11 @@ Example:
 import math
 import weakref
 
-import cv2
 import numpy as np
+
+from cmnet_keras import optional
+
+cv2 = optional.require("cv2")
 
 # Face-mesh eye landmarks (the subject's left eye is on the image's right);
 # the point sets of mediapipe's FACE_LANDMARKS_LEFT_EYE / _RIGHT_EYE connections.
@@ -165,6 +168,7 @@ class FaceAligner:
         self.margin = float(margin)
         self.num_faces = num_faces
         # Deferred imports: mediapipe is slow to import and only needed here.
+        optional.require("mediapipe")
         from mediapipe.tasks.python import BaseOptions, vision
 
         from cmnet_keras.assets import face_landmarker_path
@@ -200,7 +204,7 @@ class FaceAligner:
         Returns:
             list of [478, 2] float32 pixel coordinates (x, y); empty if no face.
         """
-        import mediapipe as mp
+        mp = optional.require("mediapipe")
 
         frame = _check_frame(frame, source)
         if not self._finalizer.alive:

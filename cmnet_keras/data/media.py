@@ -3,8 +3,11 @@
 import pathlib
 import re
 
-import cv2
 import numpy as np
+
+from cmnet_keras import optional
+
+cv2 = optional.require("cv2")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v")

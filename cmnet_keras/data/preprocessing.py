@@ -26,13 +26,14 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 import cmnet_keras
-from cmnet_keras import assets, files
+from cmnet_keras import assets, files, optional
 from cmnet_keras.data import cache, face, media, temporal
+
+cv2 = optional.require("cv2")
 
 CLIP_ERRORS = (ValueError, OSError, cv2.error)
 CROP_MARGIN = 0.1

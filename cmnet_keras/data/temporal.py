@@ -11,8 +11,11 @@ apex -> offset separately so the annotated apex frame is on the timeline.
 import dataclasses
 import numbers
 
-import cv2
 import numpy as np
+
+from cmnet_keras import optional
+
+cv2 = optional.require("cv2")
 
 
 @dataclasses.dataclass(frozen=True)

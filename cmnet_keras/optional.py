@@ -1,0 +1,43 @@
+"""Optional dependencies: imported on use, with an error naming the pip extra that brings each."""
+
+import importlib
+
+# Top-level module -> (the distributions that provide it, the extras of setup.py that bring them).
+OPTIONAL = {
+    "cv2": ("opencv-contrib-python", ("preprocess",)),
+    "mediapipe": ("mediapipe", ("preprocess",)),
+    "skimage": ("scikit-image", ("preprocess",)),
+    "keras_tuner": ("keras-tuner", ("tuning",)),
+    "tensorboard": ("tensorboard", ("tuning",)),
+    "tensorflow": ("tensorflow-cpu or tensorflow[and-cuda]", ("cpu", "gpu")),
+}
+
+
+def require(module):
+    """`importlib.import_module(module)`, or an ImportError naming the extra that installs it.
+
+    Args:
+        module: a dotted module name whose top-level package is a key of `OPTIONAL`.
+
+    Raises:
+        ImportError: `module`, or an optional package it imports, is not installed; any
+            other import failure is raised unchanged.
+    """
+    if module.split(".")[0] not in OPTIONAL:
+        raise ValueError(f"{module!r} is not an optional dependency; known: {sorted(OPTIONAL)}")
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        missing = (error.name or "").split(".")[0]
+        if missing not in OPTIONAL:
+            raise
+        distribution, extras = OPTIONAL[missing]
+        brackets = " or ".join(f"[{extra}]" for extra in extras)
+        installs = " or ".join(f'"cmnet-keras[{extra}]"' for extra in extras)
+        needed_by = "" if module.split(".")[0] == missing else f" (imported by {module})"
+        raise ImportError(
+            f"No module named {missing!r}{needed_by}: it comes with {distribution}, in the "
+            f"cmnet-keras extra {brackets}. Install it: pip install {installs} "
+            f'(in a checkout: pip install -e ".[{extras[0]}]")',
+            name=missing,
+        ) from error
