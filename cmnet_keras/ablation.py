@@ -19,6 +19,8 @@ from cmnet_keras.training.ablation import TABLES
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m cmnet_keras.ablation", description=__doc__.split("\n\n")[0])
     parser.add_argument("--table", required=True, choices=TABLES, help="sampler: Table 2; losses: Table 3")
+    parser.add_argument("--renormalise", action="store_true",
+                        help="Table 3: scale the remaining lambdas to sum to 1 (the paper keeps them as they are)")
     cli.add_training_arguments(parser)
     parser.add_argument("--out", required=True, help="folder of the row runs and the table")
     args = parser.parse_args(argv)
@@ -34,6 +36,7 @@ def main(argv=None):
     cache, options = cli.prepare_run(parser, args, base)
     try:
         print(run_ablation(args.table, cache, base, args.out, seeds=args.seeds, preset_name=args.preset,
+                           renormalise=args.renormalise,
                            command=command, **options))
     except (ConfigMismatchError, OutputError, StrategyError) as error:
         parser.exit(2, f"error: {error}\n")

@@ -51,6 +51,9 @@ class CMNetConfig:
     p_mode: str = "density"
     # Total loss (eq. 10).
     lambdas: tuple = (0.07, 0.71, 0.22)
+    # Loss ablation as the paper's Table 3 runs it: a removed loss gets lambda 0 and the
+    # others keep their weights, so the lambdas need not sum to 1. Only set for ablations.
+    lambda_ablation: bool = False
     # View augmentation (SimCLR-style strengths and probabilities; all rates 0 = no augmentation).
     jitter_strength: float = 0.5
     jitter_rate: float = 0.8
@@ -94,7 +97,7 @@ class CMNetConfig:
         for name in ("clip_flip_rate", "jitter_rate", "grayscale_rate", "blur_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        check_lambdas(self.lambdas)
+        check_lambdas(self.lambdas, sum_to_one=not self.lambda_ablation)
         if not 0.0 < self.epsilon < 1.0:
             raise ValueError(f"epsilon must be in (0, 1), got {self.epsilon}")
         if not 0.0 <= self.bn_momentum < 1.0:

@@ -70,7 +70,7 @@ def summarize(fold_results, num_classes):
             "tendency": metrics.tendency_summary(clips)}
 
 
-def write_summary(out_dir, fold_results, class_names, all_subjects):
+def write_summary(out_dir, fold_results, class_names, all_subjects, notes=None):
     """Writes the final results of a (possibly partial) LOSO run.
 
     Files: results.json, results.csv (protocol, metric, value), folds.csv (one
@@ -82,6 +82,7 @@ def write_summary(out_dir, fold_results, class_names, all_subjects):
         fold_results: finished fold results (`load_fold_results`).
         class_names: names of the label ids.
         all_subjects: every subject of the dataset, to tell whether LOSO is complete.
+        notes: JSON-able dict added to results.json (e.g. the lambdas of a loss ablation).
 
     Returns:
         the results dict written to results.json.
@@ -100,6 +101,7 @@ def write_summary(out_dir, fold_results, class_names, all_subjects):
         "missing_subjects": [s for s in all_subjects if s not in done],
         "folds": [{k: r.get(k) for k in fold_fields} for r in fold_results],
         "confusion_matrix": matrix.tolist(),
+        **(notes or {}),
     }
     write_json(out_dir / "results.json", results)
     write_csv(out_dir / "folds.csv", results["folds"], fold_fields)

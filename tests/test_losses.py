@@ -297,3 +297,14 @@ def test_loss_serialization_round_trip(loss):
     else:
         y_true, y_pred = np.array([0, 2]), rng.dirichlet(np.ones(3), size=2).astype("float32")
     assert float(restored(y_true, y_pred)) == pytest.approx(float(loss(y_true, y_pred)), rel=1e-6)
+
+
+def test_total_loss_of_a_loss_ablation_keeps_the_weights():
+    terms = {"id_loss": np.array([0.3, 0.5]), "wrst_loss": np.array([0.04, 0.06]), "ce_loss": np.array([1.2, 0.8])}
+    loss = TotalLoss((0.0, 0.71, 0.22), sum_to_one=False)
+    assert float(loss(np.zeros(2), terms)) == pytest.approx(0.71 * 0.05 + 0.22 * 1.0)  # means over the 2 clips
+    assert TotalLoss.from_config(loss.get_config()).lambdas == (0.0, 0.71, 0.22)
+    with pytest.raises(ValueError, match="sum to 1"):
+        TotalLoss((0.0, 0.71, 0.22))
+    with pytest.raises(ValueError, match="not all 0"):
+        TotalLoss((0.0, 0.0, 0.0), sum_to_one=False)

@@ -190,8 +190,17 @@ def test_merge_refuses_mismatched_runs(full_run, tmp_path):
     assert not (tmp_path / "merged").exists()
 
 
-def test_loss_table_lambdas_renormalise_the_paper_weights():
-    rows = {folder: changes["lambdas"] for _, folder, changes in loss_rows((0.07, 0.71, 0.22))}
+def test_loss_table_keeps_the_remaining_paper_weights_or_renormalises_them():
+    rows = {folder: changes for _, folder, changes in loss_rows((0.07, 0.71, 0.22))}
+    assert rows["lc"] == {"lambdas": (0.0, 0.0, 0.22), "lambda_ablation": True}
+    assert rows["lc_wrst"] == {"lambdas": (0.0, 0.71, 0.22), "lambda_ablation": True}
+    assert rows["lc_id"] == {"lambdas": (0.07, 0.0, 0.22), "lambda_ablation": True}
+    assert rows["lc_id_wrst"] == {"lambdas": (0.07, 0.71, 0.22), "lambda_ablation": False}
+    for changes in rows.values():  # every row is a valid config; without the flag it is refused
+        get_config("tiny", **changes)
+    with pytest.raises(ValueError, match=r"sum to 1 .*\(0.0, 0.0, 0.22\).*lambda_ablation=True"):
+        get_config("tiny", lambdas=(0.0, 0.0, 0.22))
+    rows = {folder: changes["lambdas"] for _, folder, changes in loss_rows((0.07, 0.71, 0.22), renormalise=True)}
     np.testing.assert_allclose(rows["lc"], (0, 0, 1))
     np.testing.assert_allclose(rows["lc_wrst"], (0, 0.71 / 0.93, 0.22 / 0.93))
     np.testing.assert_allclose(rows["lc_id"], (0.07 / 0.29, 0, 0.22 / 0.29))

@@ -93,7 +93,7 @@ class CMNet(keras.Model):
         self.wrst_loss_fn = WilcoxonRankSumLoss(
             config.alpha, config.xi, config.rank_temperature, config.p_mode, reduction="none"
         )
-        self.total_loss_fn = TotalLoss(config.lambdas)
+        self.total_loss_fn = TotalLoss(config.lambdas, sum_to_one=not config.lambda_ablation)
         self.id_loss_tracker = keras.metrics.Mean(name="id_loss")
         self.wrst_loss_tracker = keras.metrics.Mean(name="wrst_loss")
         self.ce_loss_tracker = keras.metrics.Mean(name="ce_loss")

@@ -7,10 +7,11 @@ beside it, mean ± std over the seeds, each row tested against the full model
 (Wilcoxon signed-rank over the (seed, fold) pairs), to `<out>/table.md` and
 `<out>/table.csv`.
 
-Table 3 turns a loss off with lambda = 0. Eq. 10 needs weights summing to 1,
-so the remaining weights of the base lambdas (paper: 0.07, 0.71, 0.22) are
-renormalised: L_C (0, 0, 1); L_C + L_Wrst (0, 0.7634, 0.2366);
-L_C + L_ID (0.2414, 0, 0.7586); all three (0.07, 0.71, 0.22).
+Table 3 turns a loss off with lambda = 0 and, as the paper does, keeps the
+other weights: L_C (0, 0, 0.22); L_C + L_Wrst (0, 0.71, 0.22); L_C + L_ID
+(0.07, 0, 0.22); all three (0.07, 0.71, 0.22) (`lambda_ablation`: they need not
+sum to 1). `renormalise` scales them to sum to 1 instead: (0, 0, 1),
+(0, 0.7634, 0.2366), (0.2414, 0, 0.7586).
 """
 
 from pathlib import Path
@@ -27,14 +28,21 @@ def sampler_rows():
     return [(name.capitalize(), name, {"sampler": name}) for name in SAMPLERS]
 
 
-def loss_rows(lambdas):
-    """Table 3: (row name, folder, config changes); a loss off has lambda 0, the rest renormalised."""
+def loss_rows(lambdas, renormalise=False):
+    """Table 3: (row name, folder, config changes); a removed loss has lambda 0.
+
+    As the paper runs it ("the classifier along with its weight coefficient is
+    retained") the other weights stay as they are, so they no longer sum to 1
+    (`lambda_ablation`); with `renormalise` they are scaled to sum to 1.
+    """
     l_id, l_wrst, l_c = lambdas
     if l_c <= 0:
         raise ValueError(f"the losses table keeps L_C: its lambda must be > 0, got lambdas {tuple(lambdas)}")
 
     def kept(*weights):
-        return {"lambdas": tuple(w / sum(weights) for w in weights)}
+        if renormalise:
+            return {"lambdas": tuple(w / sum(weights) for w in weights)}
+        return {"lambdas": weights, "lambda_ablation": abs(sum(weights) - 1.0) > 1e-6}
 
     return [
         ("L_C", "lc", kept(0.0, 0.0, l_c)),
@@ -44,11 +52,11 @@ def loss_rows(lambdas):
     ]
 
 
-def table_rows(table, base):
-    """The rows of `table` ("sampler" or "losses") for the base config."""
+def table_rows(table, base, renormalise=False):
+    """The rows of `table` ("sampler" or "losses") for the base config (`loss_rows` for `renormalise`)."""
     if table not in TABLES:
         raise ValueError(f"table must be one of {TABLES}, got {table!r}")
-    return sampler_rows() if table == "sampler" else loss_rows(base.lambdas)
+    return sampler_rows() if table == "sampler" else loss_rows(base.lambdas, renormalise)
 
 
 def reference_folder(table, base):
@@ -84,7 +92,7 @@ def format_table(title, header, rows):
     return "\n".join(lines) + "\n"
 
 
-def run_ablation(table, cache_dir, base, out, seeds=None, preset_name="", **run_options):
+def run_ablation(table, cache_dir, base, out, seeds=None, preset_name="", renormalise=False, **run_options):
     """Runs every row of `table` over `seeds` as LOSO runs under `out/<row>/seed<S>/` and writes the table.
 
     Args:
@@ -94,6 +102,7 @@ def run_ablation(table, cache_dir, base, out, seeds=None, preset_name="", **run_
         out: folder of the row runs and the table.
         seeds: seeds of every row (default: the base config's seed).
         preset_name: named in the table's title.
+        renormalise: Table 3 with the remaining lambdas scaled to sum to 1 (not the paper's way).
         **run_options: passed to `run_loso` (folds, strategy, verbose, command, ...).
 
     Returns:
@@ -102,7 +111,7 @@ def run_ablation(table, cache_dir, base, out, seeds=None, preset_name="", **run_
     out = Path(out)
     seeds = check_seeds([base.seed] if seeds is None else seeds)
     runs = {}
-    variants = table_rows(table, base)
+    variants = table_rows(table, base, renormalise)
     for name, folder, changes in variants:
         print(f"=== {name}: {changes} ===", flush=True)
         runs[folder] = run_seeds(cache_dir, base.replace(**changes), out / folder, seeds, **run_options)
@@ -118,6 +127,10 @@ def run_ablation(table, cache_dir, base, out, seeds=None, preset_name="", **run_
              "all C classes as the paper's formula is printed), the pooled Acc, UF1, UAR (%), the tendency of k "
              "(Spearman rho, rank-sum |Z|); p: Wilcoxon signed-rank test of the per-(seed, fold) scores against the "
              f"full model ({reference_folder(table, base)})")
+    if table == "losses":
+        title += (". Removed losses have lambda 0; the other lambdas are " +
+                  ("renormalised to sum to 1" if renormalise else "kept as in the full model, as the paper does "
+                   "(they do not sum to 1)"))
     markdown = format_table(title, header, rows)
     files.write_bytes(out / "table.md", markdown.encode())
     flat = [{"name": r["name"], "folder": r["folder"], "setting": r.get("sampler", r.get("lambdas")),

@@ -246,7 +246,10 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
                   f"F1 {100 * result['f1']:.1f}% on {result['n']} clips | elapsed {format_duration(elapsed)}, "
                   f"ETA {format_duration(elapsed / done * (len(pending) - done))}", flush=True)
 
-    results = reports.write_summary(out, reports.load_fold_results(out), config.class_names, subjects)
+    notes = {"lambdas": list(config.lambdas), "lambda_ablation": config.lambda_ablation, "evaluate_on": evaluate_on}
+    results = reports.write_summary(out, reports.load_fold_results(out), config.class_names, subjects, notes)
+    if config.lambda_ablation:
+        print(f"loss ablation: lambdas {config.lambdas} (the paper's Table 3 way: they do not sum to 1)", flush=True)
     print(reports.format_summary(results), flush=True)
     if not results["complete"]:
         print(f"{len(results['missing_subjects'])} subjects not run yet: {results['missing_subjects']}", flush=True)
