@@ -16,16 +16,17 @@ def check_lambdas(lambdas, sum_to_one=True):
     return values
 
 
-def total_loss(id_loss, wrst_loss, ce_loss, lambdas=(0.07, 0.71, 0.22)):
+def total_loss(id_loss, wrst_loss, ce_loss, lambdas=(0.07, 0.71, 0.22), sum_to_one=True):
     """L = lambda1 L_ID + lambda2 L_Wrst + lambda3 L_C, Eq. 10.
 
     Args:
         id_loss: intensity distillation loss (eq. 1).
         wrst_loss: Wilcoxon rank-sum loss (eq. 9).
         ce_loss: classification loss L_C.
-        lambdas: (lambda1, lambda2, lambda3), non-negative, summing to 1.
+        lambdas: (lambda1, lambda2, lambda3), non-negative, summing to 1 unless `sum_to_one` is False.
+        sum_to_one: see `check_lambdas`.
     """
-    l1, l2, l3 = check_lambdas(lambdas)
+    l1, l2, l3 = check_lambdas(lambdas, sum_to_one)
     return l1 * id_loss + l2 * wrst_loss + l3 * ce_loss
 
 
@@ -50,7 +51,7 @@ class TotalLoss(keras.losses.Loss):
         self.sum_to_one = bool(sum_to_one)
 
     def call(self, y_true, y_pred):
-        return total_loss(y_pred["id_loss"], y_pred["wrst_loss"], y_pred["ce_loss"], self.lambdas)
+        return total_loss(y_pred["id_loss"], y_pred["wrst_loss"], y_pred["ce_loss"], self.lambdas, self.sum_to_one)
 
     def get_config(self):
         return {**super().get_config(), "lambdas": list(self.lambdas), "sum_to_one": self.sum_to_one}
