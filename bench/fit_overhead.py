@@ -8,16 +8,19 @@ fold reuses the first fold's compiled model, as a run does.
 
 Usage:
     PYTHONPATH=. python bench/fit_overhead.py --data-dir /tmp/cmnet-data      # generates the dataset on first use
-    PYTHONPATH=. python bench/fit_overhead.py --data-dir /tmp/cmnet-data --fused-batch-norm
+    PYTHONPATH=. python bench/fit_overhead.py --data-dir /tmp/cmnet-data --fused-batch-norm --python-seeds-only
 """
 
 import argparse
 import contextlib
 import os
+import random
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from profile_step import cpu_seconds, machine, median  # noqa: E402
@@ -44,6 +47,31 @@ def timed_checkpoint_class(base, events):
             events.append(("epoch_saved", time.perf_counter()))
 
     return Timed
+
+
+@contextlib.contextmanager
+def python_seeds_only():
+    """Prototype for the fold loop: `keras.utils.set_random_seed` seeds Python and NumPy only.
+
+    The real one also calls `tf.random.set_seed`, which clears TF's kernel cache
+    (`TFE_ContextClearCaches`), so the reused train and predict functions are
+    instantiated again every fold. Initial weights stay the same (Keras
+    initializers draw their seeds from Python's `random`); the tf.data shuffle
+    orders change, since they mix in TF's global seed.
+    """
+    import keras
+
+    original = keras.utils.set_random_seed
+
+    def set_random_seed(seed):
+        random.seed(seed)
+        np.random.seed(seed)
+
+    keras.utils.set_random_seed = set_random_seed
+    try:
+        yield
+    finally:
+        keras.utils.set_random_seed = original
 
 
 def summarise(events, start, end):
@@ -76,6 +104,8 @@ def main(argv=None):
     parser.add_argument("--folds", type=int, default=2, help="the first folds to run")
     parser.add_argument("--checkpoint-every", type=int, default=2)
     parser.add_argument("--fused-batch-norm", action="store_true", help="inside runtime.fused_batch_norm()")
+    parser.add_argument("--python-seeds-only", action="store_true",
+                        help="folds seed Python and NumPy only, not TF (`python_seeds_only`)")
     args = parser.parse_args(argv)
     if args.epochs < 2 or args.folds < 1:
         parser.error(f"need epochs >= 2 and folds >= 1, got {args.epochs}, {args.folds}")
@@ -93,7 +123,8 @@ def main(argv=None):
     train.EpochCheckpoint = timed_checkpoint_class(train.EpochCheckpoint, events)
     rows, compiled = [], {}
     fused = fused_batch_norm() if args.fused_batch_norm else contextlib.nullcontext()
-    with tempfile.TemporaryDirectory() as out, fused:
+    seeds = python_seeds_only() if args.python_seeds_only else contextlib.nullcontext()
+    with tempfile.TemporaryDirectory() as out, fused, seeds:
         folds = loso_folds(cache_dir, batch_size=config.batch_size, seed=config.seed)
         for number, fold in zip(range(args.folds), folds):
             events.clear()
@@ -103,7 +134,7 @@ def main(argv=None):
             rows.append({**summarise(events, start, time.perf_counter()), "cpu_s": cpu_seconds() - cpu})
     print(f"\n{before['cpu']}, {before['cores']} cores, avx512f={before['avx512f']}; load {before['load']} -> "
           f"{machine()['load']}; demo preset, {args.epochs} epochs, checkpoint every {args.checkpoint_every}, "
-          f"fused batch norm {args.fused_batch_norm}\n")
+          f"fused batch norm {args.fused_batch_norm}, Python seeds only {args.python_seeds_only}\n")
     keys = list(rows[0])
     print("| fold | " + " | ".join(keys) + " |")
     print("| --- |" + " --: |" * len(keys))
