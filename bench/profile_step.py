@@ -177,6 +177,19 @@ def gray_by_slices():
         view_augmentation._gray = original
 
 
+@contextlib.contextmanager
+def mixed_bfloat16():
+    """The "mixed_bfloat16" dtype policy (bfloat16 compute, float32 weights): not float-exact."""
+    import keras
+
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(policy)
+
+
 def patches(names):
     """One context for the named patches (`PATCHES`)."""
     stack = contextlib.ExitStack()
@@ -191,7 +204,8 @@ def _fused_batch_norm():
     return fused_batch_norm()
 
 
-PATCHES = {"fused_batch_norm": _fused_batch_norm, "gray_by_slices": gray_by_slices}
+PATCHES = {"fused_batch_norm": _fused_batch_norm, "gray_by_slices": gray_by_slices,
+           "mixed_bfloat16": mixed_bfloat16}
 
 
 # ---------------------------------------------------------------- parts

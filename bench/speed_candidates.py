@@ -44,6 +44,8 @@ VARIANTS = {
     "fused batch norm + gray by slices": ({}, None, ("fused_batch_norm", "gray_by_slices")),
     "fused batch norm + gray by slices, oneDNN AVX2": ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, None,
                                                        ("fused_batch_norm", "gray_by_slices")),
+    "mixed_bfloat16 policy": ({}, None, ("mixed_bfloat16",)),
+    "mixed_bfloat16 + gray by slices": ({}, None, ("mixed_bfloat16", "gray_by_slices")),
     "malloc keeps freed memory": (KEEP_MEMORY, None, ()),
     "fused batch norm, malloc keeps memory": (KEEP_MEMORY, None, ("fused_batch_norm",)),
 }
