@@ -8,7 +8,8 @@ fold reuses the first fold's compiled model, as a run does.
 
 Usage:
     PYTHONPATH=. python bench/fit_overhead.py --data-dir /tmp/cmnet-data      # generates the dataset on first use
-    PYTHONPATH=. python bench/fit_overhead.py --data-dir /tmp/cmnet-data --fused-batch-norm --python-seeds-only
+    PYTHONPATH=. python bench/fit_overhead.py --data-dir /tmp/cmnet-data --patch fused_batch_norm gray_by_slices \
+        --python-seeds-only
 """
 
 import argparse
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from profile_step import cpu_seconds, machine, median  # noqa: E402
+from profile_step import PATCHES, cpu_seconds, machine, median, patches  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -103,7 +104,8 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--folds", type=int, default=2, help="the first folds to run")
     parser.add_argument("--checkpoint-every", type=int, default=2)
-    parser.add_argument("--fused-batch-norm", action="store_true", help="inside runtime.fused_batch_norm()")
+    parser.add_argument("--patch", nargs="*", default=[], choices=list(PATCHES),
+                        help="train under these patches (bench/profile_step.py PATCHES)")
     parser.add_argument("--python-seeds-only", action="store_true",
                         help="folds seed Python and NumPy only, not TF (`python_seeds_only`)")
     args = parser.parse_args(argv)
@@ -113,7 +115,6 @@ def main(argv=None):
     from cmnet_keras import train
     from cmnet_keras.config import get_config
     from cmnet_keras.data.folds import loso_folds
-    from cmnet_keras.runtime import fused_batch_norm
 
     config = get_config("demo", epochs=args.epochs)
     cache_dir = train.ensure_embedded_cache(config.image_size, config.num_frames, args.data_dir)
@@ -122,9 +123,8 @@ def main(argv=None):
     events = []
     train.EpochCheckpoint = timed_checkpoint_class(train.EpochCheckpoint, events)
     rows, compiled = [], {}
-    fused = fused_batch_norm() if args.fused_batch_norm else contextlib.nullcontext()
     seeds = python_seeds_only() if args.python_seeds_only else contextlib.nullcontext()
-    with tempfile.TemporaryDirectory() as out, fused, seeds:
+    with tempfile.TemporaryDirectory() as out, patches(args.patch), seeds:
         folds = loso_folds(cache_dir, batch_size=config.batch_size, seed=config.seed)
         for number, fold in zip(range(args.folds), folds):
             events.clear()
@@ -134,7 +134,7 @@ def main(argv=None):
             rows.append({**summarise(events, start, time.perf_counter()), "cpu_s": cpu_seconds() - cpu})
     print(f"\n{before['cpu']}, {before['cores']} cores, avx512f={before['avx512f']}; load {before['load']} -> "
           f"{machine()['load']}; demo preset, {args.epochs} epochs, checkpoint every {args.checkpoint_every}, "
-          f"fused batch norm {args.fused_batch_norm}, Python seeds only {args.python_seeds_only}\n")
+          f"patches {args.patch}, Python seeds only {args.python_seeds_only}\n")
     keys = list(rows[0])
     print("| fold | " + " | ".join(keys) + " |")
     print("| --- |" + " --: |" * len(keys))
