@@ -157,7 +157,10 @@ PRESETS = {
         optimizer="adamw",
         learning_rate=1e-3,
         lr_halve_every_epochs=30,
-        epochs=30,
+        # 25, not 30: chosen on validation subjects drawn from the training subjects
+        # (bench/epoch_curves.py: validation accuracy rises to epoch 25 and is flat to 30),
+        # never on held-out subjects; it brings the main job under 10 minutes on 2 cores.
+        epochs=25,
         batch_size=8,
     ),
 }

@@ -4,6 +4,9 @@ Every fold trains for a fixed number of epochs and is then tested once on its
 held-out subject: nothing (epoch, model) is chosen on the test subject. An
 optional validation split comes from training subjects only and is just reported.
 
+On TensorFlow, training runs BatchNormalization through TF's fused kernel
+(`runtime.fused_batch_norm`: the same function, 0.8x the step time on CPU).
+
 Resume: `run_loso` into an existing run directory continues after the last
 checkpointed epoch of the unfinished fold; finished folds are never redone;
 other settings are refused (`run_dir`). The initial weights derive from
@@ -14,6 +17,7 @@ equals an uninterrupted one.
 
 import contextlib
 import dataclasses
+import random
 import time
 from pathlib import Path
 
@@ -25,6 +29,7 @@ from cmnet_keras.data.cache import cache_fingerprint, read_index, read_meta
 from cmnet_keras.data.folds import fold_seed, fold_subjects, loso_folds
 from cmnet_keras.data.pipeline import make_dataset, make_epochs_dataset
 from cmnet_keras.models import build_cmnet
+from cmnet_keras.runtime import fused_batch_norm
 from cmnet_keras.training import run_dir
 
 FINAL_MODEL_FILE = "model.keras"
@@ -131,7 +136,7 @@ def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, ve
         raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
     fold_dir = Path(fold_dir)
     steps_per_epoch = -(-len(fold.train_index) // config.batch_size)
-    keras.utils.set_random_seed(fold_seed(config.seed, fold_number, 0))
+    seed_python(fold_seed(config.seed, fold_number, 0))
     with distribute.strategy_scope(strategy):
         model, state = run_dir.load_epoch_checkpoint(fold_dir)
         if model is None:
@@ -157,6 +162,17 @@ def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, ve
               "train_seconds": round(state["train_seconds"], 2), "history": state["history"], "predictions": clips}
     reports.write_fold_result(fold_dir, result, config.class_names)
     return result
+
+
+def seed_python(seed):
+    """Seeds Python's and NumPy's generators (Keras initialisers draw their seeds from Python's).
+
+    TensorFlow's global seed is set once per run instead (`run_loso`): setting it
+    clears TF's kernel cache, after which every fold would set up its reused
+    train function again (2.6-5.5 s instead of 0.2-0.6 s for its first step).
+    """
+    random.seed(seed)
+    np.random.seed(seed)
 
 
 def format_duration(seconds):
@@ -229,7 +245,8 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
     folds_iter = loso_folds(cache_dir, batch_size=config.batch_size, seed=config.seed,
                             subjects=[subjects[n] for n in pending], validation_subjects=validation_subjects)
     compiled = {}
-    with dtype_policy(mixed_precision):
+    keras.utils.set_random_seed(config.seed)
+    with dtype_policy(mixed_precision), fused_batch_norm():
         for done, (number, fold) in enumerate(zip(pending, folds_iter), 1):
             if evaluate_on == "validation":
                 fold = dataclasses.replace(fold, test=fold.validation, test_index=fold.validation_index,
@@ -272,7 +289,8 @@ def train_final_model(cache_dir, config, out, verbose=1):
     model = build_cmnet(config, steps_per_epoch=-(-len(index) // config.batch_size))
     print(f"final model: training on all {len(index)} clips for {config.epochs} epochs", flush=True)
     data = make_dataset(cache_dir, index=index, batch_size=config.batch_size, shuffle=True, seed=config.seed)
-    model.fit(data, epochs=config.epochs, shuffle=False, verbose=verbose)
+    with fused_batch_norm():
+        model.fit(data, epochs=config.epochs, shuffle=False, verbose=verbose)
     run_dir.save_model(model, path)
     print(f"final model saved to {path}", flush=True)
     return path
