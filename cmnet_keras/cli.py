@@ -28,7 +28,8 @@ def add_training_arguments(parser):
     parser.add_argument("--validation-subjects", type=int, default=0,
                         help="training subjects per fold used for validation curves (never the test subject)")
     parser.add_argument("--strategy", default="none", choices=distribute.STRATEGIES, help="tf.distribute strategy")
-    parser.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy")
+    parser.add_argument("--mixed-precision", nargs="?", const="float16", choices=("float16", "bfloat16"),
+                        help="mixed precision: float16 (the default of the bare flag; with loss scaling) or bfloat16")
     parser.add_argument("--checkpoint-every", type=int, default=5, metavar="E",
                         help="save a resumable fold checkpoint every E epochs (and after the last)")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress bar mode")

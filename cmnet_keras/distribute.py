@@ -1,4 +1,4 @@
-"""tf.distribute strategies and mixed precision for the main job (TF-only module).
+"""tf.distribute strategies for the main job (TF-only module).
 
 - "none": the default (single device) strategy.
 - "mirrored": `tf.distribute.MirroredStrategy` over all local GPUs; an error when
@@ -93,8 +93,3 @@ def worker_id(strategy):
     if task_type == "chief" or (task_type == "worker" and task_id == 0 and not has_chief):
         return None
     return f"{task_type}_{task_id}"
-
-
-def set_mixed_precision(enabled):
-    """Sets the global Keras dtype policy: "mixed_float16" if enabled, else "float32"."""
-    keras.mixed_precision.set_global_policy("mixed_float16" if enabled else "float32")

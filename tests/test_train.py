@@ -347,3 +347,21 @@ def test_input_pipeline_error_ends_the_process(tiny_cache, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr[-3000:]
     assert victim.name in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["float16", "bfloat16"])
+def test_mixed_precision_runs_train_with_finite_losses(tiny_cache, tmp_path, precision):
+    import keras
+
+    out = tmp_path / precision
+    train.main(_args(tiny_cache, out, "--epochs", "1", "--folds", "0", "--mixed-precision", precision))
+    assert keras.config.dtype_policy().name == "float32"  # restored after the run
+    result = json.loads((out / "folds" / "00_sub01" / "result.json").read_text())
+    assert all(np.isfinite(v).all() for v in result["history"].values())
+    assert np.allclose(np.sum([c["probs"] for c in result["predictions"]], axis=1), 1, atol=1e-3)
+    model = keras.models.load_model(out / "folds" / "00_sub01" / "epoch_001.keras")
+    assert model.dtype_policy.name == f"mixed_{precision}"
+    assert {v.dtype for v in model.trainable_variables} == {"float32"}
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer) == (precision == "float16")
+    assert json.loads((out / "config.json").read_text())["settings"]["mixed_precision"] == precision

@@ -83,7 +83,9 @@ class CMNet(keras.Model):
             config.num_frames, config.epsilon, config.eta_init, seed=config.seed + 2, name="prototype"
         )
         self.prototype.trainable = self.uses_wrst_loss  # eta gets gradients from L_Wrst only
-        self.lstm = keras.layers.LSTM(config.lstm_units, name="lstm")
+        # No cuDNN LSTM kernel takes bfloat16 (JAX on a GPU fails with it).
+        bfloat16 = self.dtype_policy.compute_dtype == "bfloat16"
+        self.lstm = keras.layers.LSTM(config.lstm_units, use_cudnn=False if bfloat16 else "auto", name="lstm")
         self.classifier = keras.layers.Dense(
             config.num_classes, activation="softmax", dtype="float32", name="classifier"
         )

@@ -34,6 +34,7 @@ from cmnet_keras.training import run_dir
 
 FINAL_MODEL_FILE = "model.keras"
 EVALUATE_ON = ("test", "validation")
+PRECISIONS = {None: "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 
 
 def parse_folds(spec, num_folds):
@@ -181,11 +182,22 @@ def format_duration(seconds):
     return f"{minutes // 60}h{minutes % 60:02d}m{seconds:02d}s" if minutes >= 60 else f"{minutes}m{seconds:02d}s"
 
 
+def check_precision(mixed_precision):
+    """Raises ValueError unless `mixed_precision` is a key of `PRECISIONS`."""
+    if mixed_precision not in PRECISIONS:
+        raise ValueError(f"mixed_precision must be one of {tuple(PRECISIONS)}, got {mixed_precision!r}")
+
+
 @contextlib.contextmanager
 def dtype_policy(mixed_precision):
-    """Sets the global Keras dtype policy for a run and restores the previous one afterwards."""
+    """Sets the global Keras dtype policy of a run (`PRECISIONS`) and restores the previous one afterwards.
+
+    "float16" (mixed_float16) trains with dynamic loss scaling (Keras wraps the
+    optimizer in a `LossScaleOptimizer`); "bfloat16" (mixed_bfloat16) needs none.
+    """
+    check_precision(mixed_precision)
     previous = keras.config.dtype_policy()
-    distribute.set_mixed_precision(mixed_precision)
+    keras.config.set_dtype_policy(PRECISIONS[mixed_precision])
     try:
         yield
     finally:
@@ -193,7 +205,7 @@ def dtype_policy(mixed_precision):
 
 
 def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy="none",
-             mixed_precision=False, verbose=1, command=None, checkpoint_every=5, evaluate_on="test"):
+             mixed_precision=None, verbose=1, command=None, checkpoint_every=5, evaluate_on="test"):
     """Runs (or resumes) LOSO training and evaluation into the run directory `out`.
 
     With `evaluate_on="validation"` (the tuner's nested objective) each fold is
@@ -207,7 +219,7 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
         folds: fold numbers to run (None = all), see `parse_folds`.
         validation_subjects: training subjects per fold held out for validation curves.
         strategy: a name of `distribute.STRATEGIES`.
-        mixed_precision: train with the "mixed_float16" policy (restored afterwards).
+        mixed_precision: None (float32), "float16" or "bfloat16": the mixed policy of `dtype_policy`.
         verbose: Keras progress bar mode (0 silent, 1 bar, 2 one line per epoch).
         command: the command line recorded in config.json.
         checkpoint_every: epochs between fold checkpoints (resume points).
@@ -218,6 +230,7 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
     """
     if evaluate_on not in EVALUATE_ON:
         raise ValueError(f"evaluate_on must be one of {EVALUATE_ON}, got {evaluate_on!r}")
+    check_precision(mixed_precision)
     if evaluate_on == "validation" and validation_subjects < 1:
         raise ValueError(f"evaluate_on='validation' needs validation_subjects >= 1, got {validation_subjects}")
     cache_dir = Path(cache_dir)
@@ -228,7 +241,7 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
     worker = distribute.worker_id(tf_strategy)
     out = Path(out) if worker is None else Path(out) / "workers" / worker
     settings = {"config": config.to_dict(), "subjects": subjects, "cache_fingerprint": cache_fingerprint(cache_dir),
-                "validation_subjects": validation_subjects, "mixed_precision": bool(mixed_precision),
+                "validation_subjects": validation_subjects, "mixed_precision": mixed_precision,
                 "evaluate_on": evaluate_on}
     run_dir.prepare_run_dir(out, settings, command or [])
     print(f"LOSO on {cache_dir}: {len(subjects)} subjects, running folds {numbers} into {out}", flush=True)
