@@ -279,3 +279,17 @@ def test_load_clip_names_truncated_file(tmp_path):
     path.write_bytes(bytes(48))  # right length, other content: the sidecar's sha256 tells
     with pytest.raises(cache.CacheError, match=r"Corrupt cache clip .*c\.raw"):
         cache.read_sidecar(tmp_path, record["file"])
+
+
+@pytest.mark.parametrize("num_clips, min_batch, expected", [(7, 3, [4, 3]), (6, 3, [4]), (6, 1, [4, 2]), (8, 2, [4, 4])])
+def test_epochs_drop_a_last_batch_smaller_than_min_batch(tmp_path, synthetic_cache, num_clips, min_batch, expected):
+    from cmnet_keras.data import pipeline
+
+    cache_dir = synthetic_cache(tmp_path / "c", ["s1"], clips_per_subject=num_clips)
+    index = cache.read_index(cache_dir)
+    data = pipeline.make_epochs_dataset(cache_dir, index, 4, seeds=[1, 2], min_batch=min_batch)
+    sizes = [len(label) for _, label in data.as_numpy_iterator()]
+    assert sizes == expected * 2
+    assert pipeline.epoch_steps(num_clips, 4, min_batch) == len(expected)
+    with pytest.raises(ValueError, match="min_batch must be in 1..batch_size=4, got 5"):
+        pipeline.make_epochs_dataset(cache_dir, index, 4, seeds=[1], min_batch=5)

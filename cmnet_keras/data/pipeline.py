@@ -75,13 +75,26 @@ def make_dataset(cache_dir, index=None, batch_size=8, shuffle=False, seed=0, rep
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def make_epochs_dataset(cache_dir, index, batch_size, seeds):
+def make_epochs_dataset(cache_dir, index, batch_size, seeds, min_batch=1):
     """Several training epochs as one finite dataset: one pass over `index` per seed, each shuffled by its seed.
 
     Epoch e's clip order depends on its own seed only, so a run resumed at any
-    epoch sees the same batches as an uninterrupted one.
+    epoch sees the same batches as an uninterrupted one. A last batch of an
+    epoch smaller than `min_batch` (the replica count under tf.distribute, so
+    that no replica gets an empty batch) is dropped: `epoch_steps` counts the rest.
     """
     if not seeds:
         raise ValueError("seeds is empty: no epochs to build")
+    if not 1 <= min_batch <= batch_size:
+        raise ValueError(f"min_batch must be in 1..batch_size={batch_size}, got {min_batch}")
     passes = [make_dataset(cache_dir, index=index, batch_size=batch_size, shuffle=True, seed=s) for s in seeds]
-    return functools.reduce(tf.data.Dataset.concatenate, passes)
+    dataset = functools.reduce(tf.data.Dataset.concatenate, passes)
+    if min_batch > 1:
+        dataset = dataset.filter(lambda inputs, label: tf.shape(label)[0] >= min_batch)
+    return dataset
+
+
+def epoch_steps(num_clips, batch_size, min_batch=1):
+    """Batches per epoch of `make_epochs_dataset`: the full ones and a last one of at least `min_batch` clips."""
+    full, rest = divmod(int(num_clips), int(batch_size))
+    return full + (1 if rest >= max(min_batch, 1) else 0)

@@ -27,7 +27,7 @@ import numpy as np
 from cmnet_keras import distribute, metrics, reports
 from cmnet_keras.data.cache import cache_fingerprint, read_index, read_meta
 from cmnet_keras.data.folds import fold_seed, fold_subjects, loso_folds
-from cmnet_keras.data.pipeline import make_dataset, make_epochs_dataset
+from cmnet_keras.data.pipeline import epoch_steps, make_dataset, make_epochs_dataset
 from cmnet_keras.models import build_cmnet
 from cmnet_keras.runtime import fused_batch_norm
 from cmnet_keras.training import run_dir
@@ -115,7 +115,9 @@ def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, ve
     """Trains one fold for `config.epochs` epochs (resuming from its checkpoint) and tests it.
 
     The remaining epochs run in one `fit` call; a checkpoint is saved every
-    `checkpoint_every` epochs and after the last.
+    `checkpoint_every` epochs and after the last. Under a strategy of R replicas
+    an epoch's last batch of fewer than R clips is dropped, so that no replica
+    trains on an empty batch.
 
     Args:
         fold: a `LOSOFold`.
@@ -136,7 +138,8 @@ def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, ve
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
     fold_dir = Path(fold_dir)
-    steps_per_epoch = -(-len(fold.train_index) // config.batch_size)
+    replicas = 1 if strategy is None else strategy.num_replicas_in_sync
+    steps_per_epoch = epoch_steps(len(fold.train_index), config.batch_size, replicas)
     seed_python(fold_seed(config.seed, fold_number, 0))
     with distribute.strategy_scope(strategy):
         model, state = run_dir.load_epoch_checkpoint(fold_dir)
@@ -150,7 +153,7 @@ def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, ve
         print(f"  resuming after epoch {state['epoch']}/{config.epochs}", flush=True)
     if state["epoch"] < config.epochs:
         seeds = [fold_seed(config.seed, fold_number, 2, epoch) for epoch in range(state["epoch"], config.epochs)]
-        train = make_epochs_dataset(cache_dir, fold.train_index, config.batch_size, seeds)
+        train = make_epochs_dataset(cache_dir, fold.train_index, config.batch_size, seeds, min_batch=replicas)
         model.fit(dataclasses.replace(fold, train=train), initial_epoch=state["epoch"], epochs=config.epochs,
                   steps_per_epoch=steps_per_epoch, shuffle=False, verbose=verbose,
                   callbacks=[run_dir.EpochCheckpoint(fold_dir, state, checkpoint_every, config.epochs)])
