@@ -1,16 +1,41 @@
-"""Facial feature encoder (FFE): a ResNet-18 trunk applied to every frame."""
+"""Facial feature encoder (FFE): a ResNet-18 trunk applied to every frame.
+
+The layout is torchvision's ResNet-18, layer for layer, so that its ImageNet
+weights mean the same here (`cmnet_keras.pretrained`): symmetric zero padding
+before every strided conv and the max pool (Keras's "same" pads only after the
+last row and column when the stride is 2), BatchNormalization epsilon 1e-5,
+and, optionally, ImageNet mean/std input normalisation.
+"""
 
 import keras
 from keras import layers, ops
 
 
-def batch_normalization(momentum, synchronized):
+# torchvision's ResNet normalisation: BatchNorm2d's default epsilon, ImageNet RGB mean and std of [0, 1] pixels.
+TORCH_BN_EPSILON = 1e-5
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def batch_normalization(momentum, synchronized, epsilon=1e-3):
     """`BatchNormalization`; `synchronized`: statistics over all tf.distribute replicas.
 
     Ignored under JAX and PyTorch, which have no such option (a JAX data-parallel step sees the global batch).
+    `momentum` m equals PyTorch's BatchNorm momentum 1 - m.
     """
     synchronized = synchronized and keras.backend.backend() == "tensorflow"
-    return layers.BatchNormalization(momentum=momentum, synchronized=synchronized)
+    return layers.BatchNormalization(momentum=momentum, epsilon=epsilon, synchronized=synchronized)
+
+
+def torch_conv(filters, kernel_size, strides=1):
+    """PyTorch's `Conv2d(padding=kernel_size // 2, bias=False)`: `[ZeroPadding2D, Conv2D]` or `[Conv2D]`.
+
+    With stride 1 Keras's "same" pads the same way, and a 1x1 conv pads nothing.
+    """
+    padded = strides > 1 and kernel_size > 1
+    conv = layers.Conv2D(filters, kernel_size, strides, padding="valid" if padded else "same", use_bias=False,
+                         kernel_initializer="he_normal")
+    return [layers.ZeroPadding2D(kernel_size // 2), conv] if padded else [conv]
 
 
 @keras.saving.register_keras_serializable(package="cmnet_keras")
@@ -32,35 +57,40 @@ class BasicBlock(layers.Layer):
         self.strides = int(strides)
         self.bn_momentum = float(bn_momentum)
         self.sync_batchnorm = bool(sync_batchnorm)
-        conv = dict(use_bias=False, kernel_initializer="he_normal")
-        self.conv1 = layers.Conv2D(filters, 3, strides, padding="same", **conv)
-        self.bn1 = batch_normalization(self.bn_momentum, self.sync_batchnorm)
-        self.conv2 = layers.Conv2D(filters, 3, padding="same", **conv)
-        self.bn2 = batch_normalization(self.bn_momentum, self.sync_batchnorm)
+        self.conv1 = torch_conv(filters, 3, self.strides)  # [ZeroPadding2D,] Conv2D
+        self.bn1 = self._batch_normalization()
+        (self.conv2,) = torch_conv(filters, 3)
+        self.bn2 = self._batch_normalization()
         self.project = None
         self.project_bn = None
 
+    def _batch_normalization(self):
+        return batch_normalization(self.bn_momentum, self.sync_batchnorm, TORCH_BN_EPSILON)
+
     def build(self, input_shape):
         if self.strides != 1 or input_shape[-1] != self.filters:
-            conv = dict(use_bias=False, kernel_initializer="he_normal")
-            self.project = layers.Conv2D(self.filters, 1, self.strides, **conv)
-            self.project_bn = batch_normalization(self.bn_momentum, self.sync_batchnorm)
+            (self.project,) = torch_conv(self.filters, 1, self.strides)
+            self.project_bn = self._batch_normalization()
             self.project.build(input_shape)
             self.project_bn.build(self.project.compute_output_shape(input_shape))
-        self.conv1.build(input_shape)
-        shape = self.conv1.compute_output_shape(input_shape)
+        shape = input_shape
+        for layer in self.conv1:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
         self.bn1.build(shape)
         self.conv2.build(shape)
         self.bn2.build(shape)
 
     def call(self, x, training=False):
-        y = ops.relu(self.bn1(self.conv1(x), training=training))
+        y = ops.relu(self.bn1(call_sequence(self.conv1, x, training), training=training))
         y = self.bn2(self.conv2(y), training=training)
         shortcut = x if self.project is None else self.project_bn(self.project(x), training=training)
         return ops.relu(y + shortcut)
 
     def compute_output_shape(self, input_shape):
-        return self.conv1.compute_output_shape(input_shape)
+        for layer in self.conv1:
+            input_shape = layer.compute_output_shape(input_shape)
+        return input_shape
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "strides": self.strides,
@@ -111,17 +141,20 @@ def call_sequence(sequence, x, training):
 class FacialFeatureEncoder(layers.Layer):
     """ResNet-18 (He et al. 2016) without its classifier: one texture vector per frame.
 
-    Frames of shape `[..., H, W, 3]` are folded into the batch axis (B*T), encoded
-    in one pass and unfolded to `[..., D]` with D = 8 * width.
+    Frames of shape `[..., H, W, 3]`, RGB in [0, 1], are folded into the batch
+    axis (B*T), encoded in one pass and unfolded to `[..., D]` with D = 8 * width.
 
     Args:
         width: stem width (64 in ResNet-18); stages use width, 2w, 4w, 8w.
         blocks: basic blocks per stage ((2, 2, 2, 2) in ResNet-18).
         bn_momentum: momentum of the BatchNormalization moving statistics.
         sync_batchnorm: BatchNormalization over all tf.distribute replicas (TensorFlow only).
+        imagenet_normalization: subtract the ImageNet mean and divide by its
+            std per channel first, as torchvision's pretrained ResNets expect.
     """
 
-    def __init__(self, width=64, blocks=(2, 2, 2, 2), bn_momentum=0.9, sync_batchnorm=False, **kwargs):
+    def __init__(self, width=64, blocks=(2, 2, 2, 2), bn_momentum=0.9, sync_batchnorm=False,
+                 imagenet_normalization=False, **kwargs):
         super().__init__(**kwargs)
         blocks = tuple(int(b) for b in blocks)
         if width < 1 or not blocks or min(blocks) < 1:
@@ -130,12 +163,15 @@ class FacialFeatureEncoder(layers.Layer):
         self.blocks = blocks
         self.bn_momentum = float(bn_momentum)
         self.sync_batchnorm = bool(sync_batchnorm)
+        self.imagenet_normalization = bool(imagenet_normalization)
         self.output_dim = self.width * 2 ** (len(blocks) - 1)
         self.stem = [
-            layers.Conv2D(self.width, 7, 2, padding="same", use_bias=False, kernel_initializer="he_normal"),
-            batch_normalization(self.bn_momentum, self.sync_batchnorm),
+            *torch_conv(self.width, 7, 2),
+            batch_normalization(self.bn_momentum, self.sync_batchnorm, TORCH_BN_EPSILON),
             layers.ReLU(),
-            layers.MaxPooling2D(3, 2, padding="same"),
+            # Zeros pad like PyTorch's -inf here: the inputs are >= 0 after the ReLU.
+            layers.ZeroPadding2D(1),
+            layers.MaxPooling2D(3, 2),
         ]
         self.stages = [
             BasicBlock(self.width * 2**stage, 2 if stage > 0 and i == 0 else 1, self.bn_momentum, self.sync_batchnorm)
@@ -149,6 +185,9 @@ class FacialFeatureEncoder(layers.Layer):
 
     def call(self, frames, training=False):
         x, inner = fold_frames(frames)
+        if self.imagenet_normalization:
+            mean, std = (ops.cast(ops.convert_to_tensor(v), x.dtype) for v in (IMAGENET_MEAN, IMAGENET_STD))
+            x = (x - mean) / std
         return unfold_frames(call_sequence([*self.stem, *self.stages, self.pool], x, training), inner)
 
     def compute_output_shape(self, input_shape):
@@ -156,4 +195,5 @@ class FacialFeatureEncoder(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "width": self.width, "blocks": list(self.blocks),
-                "bn_momentum": self.bn_momentum, "sync_batchnorm": self.sync_batchnorm}
+                "bn_momentum": self.bn_momentum, "sync_batchnorm": self.sync_batchnorm,
+                "imagenet_normalization": self.imagenet_normalization}
