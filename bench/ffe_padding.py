@@ -74,11 +74,12 @@ def main():
                 step()
                 times[variant].append(time.perf_counter() - start)
     medians = {variant: statistics.median(t) for variant, t in times.items()}
+    ratio = medians["torch_padding"] / medians["keras_same"]
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor())
     print(json.dumps({"cpu": cpu, "avx512f": "avx512f" in open("/proc/cpuinfo").read(),
                       "load_average": os.getloadavg(), **vars(args),
-                      "median_step_s": medians, "ratio_torch_over_same": medians["torch_padding"] / medians["keras_same"]},
+                      "median_step_s": medians, "ratio_torch_over_same": ratio},
                      indent=2))
 
 

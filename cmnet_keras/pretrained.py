@@ -14,6 +14,7 @@ import zipfile
 
 import keras
 import numpy as np
+from keras import layers
 
 RESNET18_WIDTH = 64
 RESNET18_BLOCKS = (2, 2, 2, 2)
@@ -115,7 +116,8 @@ def read_torch_state_dict(path):
 
         def read_storage(dtype, key):
             if key not in storages:
-                storages[key] = np.frombuffer(archive.read(f"{root}data/{key}"), dtype=np.dtype(dtype).newbyteorder("<"))
+                data = archive.read(f"{root}data/{key}")
+                storages[key] = np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<"))
             return storages[key]
 
         with archive.open(pickles[0]) as f:
@@ -130,7 +132,6 @@ def read_torch_state_dict(path):
 
 def torchvision_variables(ffe):
     """{torchvision ResNet key: (variable, torch-to-Keras transform)} of a built `FacialFeatureEncoder`."""
-    from keras import layers
 
     def conv(prefix, layer):
         return {f"{prefix}.weight": (layer.kernel, lambda w: np.transpose(w, (2, 3, 1, 0)))}
