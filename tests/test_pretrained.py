@@ -76,7 +76,7 @@ def torch_resnet(tmp_path_factory):
 
 
 def loaded_ffe(path, size, frames=2):
-    ffe = FacialFeatureEncoder(64, (2, 2, 2, 2), imagenet_normalization=True)
+    ffe = FacialFeatureEncoder(64, (2, 2, 2, 2), torchvision=True)
     ffe.build((None, frames, size, size, 3))
     pretrained.load_ffe_weights(ffe, str(path))
     return ffe
@@ -167,7 +167,7 @@ def test_build_cmnet_loads_weights_and_keras_round_trip(torch_resnet, tmp_path):
     config = get_config("paper", image_size=32, num_frames=3, lstm_units=8, ice_filters=(4,), ice_dim=4,
                         ffe_weights=path)
     model = build_cmnet(config, compile=False)
-    assert model.ffe.imagenet_normalization
+    assert model.ffe.torchvision
     expected = net.state_dict()["layer4.1.conv2.weight"].numpy().transpose(2, 3, 1, 0)
     np.testing.assert_array_equal(np.asarray(model.ffe.stages[-1].conv2.kernel), expected)
     saved = tmp_path / "ffe.weights.h5"
@@ -176,7 +176,7 @@ def test_build_cmnet_loads_weights_and_keras_round_trip(torch_resnet, tmp_path):
     for a, b in zip(model.ffe.weights, again.ffe.weights):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     scratch = build_cmnet(config.replace(ffe_weights=None), compile=False)
-    assert not scratch.ffe.imagenet_normalization
+    assert not scratch.ffe.torchvision
 
 
 def test_imagenet_download_checks_sha256(tmp_path, monkeypatch):

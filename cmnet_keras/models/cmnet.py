@@ -73,7 +73,7 @@ class CMNet(keras.Model):
         )
         self.ffe = FacialFeatureEncoder(
             config.ffe_width, config.ffe_blocks, config.bn_momentum, config.sync_batchnorm,
-            imagenet_normalization=config.ffe_weights is not None, name="ffe"
+            torchvision=config.ffe_weights is not None, name="ffe"
         )
         self.ice = IntensityCluesEncoder(
             config.ice_filters, config.ice_dim, config.bn_momentum, config.sync_batchnorm, name="ice"
