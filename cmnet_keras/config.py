@@ -6,6 +6,7 @@ import json
 from cmnet_keras.layers.negative_sampler import SAMPLERS, check_sampler
 from cmnet_keras.losses.total import check_lambdas
 from cmnet_keras.losses.wilcoxon import P_MODES, check_p_mode
+from cmnet_keras.pretrained import check_resnet18
 
 __all__ = ["OPTIMIZERS", "P_MODES", "PRESETS", "SAMPLERS", "CMNetConfig", "get_config"]
 
@@ -27,6 +28,10 @@ class CMNetConfig:
     # Facial feature encoder (ResNet-18): stem width, blocks per stage.
     ffe_width: int = 64
     ffe_blocks: tuple = (2, 2, 2, 2)
+    # FFE initialisation (not stated in the paper): None (from scratch), "imagenet" (torchvision's
+    # ResNet-18), or a path (torchvision .pth, or .weights.h5 from `pretrained.save_ffe_weights`).
+    # Any of them also turns on ImageNet mean/std input normalisation of the FFE.
+    ffe_weights: str = None
     # Intensity clues encoder: conv filters per stage and output width.
     ice_filters: tuple = (32, 64, 128, 128)
     ice_dim: int = 128
@@ -76,6 +81,7 @@ class CMNetConfig:
     def __post_init__(self):
         self.class_names = tuple(self.class_names)
         self.ffe_blocks = tuple(self.ffe_blocks)
+        self.ffe_weights = None if self.ffe_weights is None else str(self.ffe_weights)
         self.ice_filters = tuple(self.ice_filters)
         self.lambdas = tuple(float(v) for v in self.lambdas)
         self.blur_sigma = tuple(self.blur_sigma)
@@ -90,6 +96,7 @@ class CMNetConfig:
             )
         if self.num_frames < 3:
             raise ValueError(f"num_frames must be >= 3, got {self.num_frames}")
+        check_resnet18(self.ffe_weights, self.ffe_width, self.ffe_blocks)
         check_sampler(self.sampler)
         check_p_mode(self.p_mode)
         if self.optimizer not in OPTIMIZERS:

@@ -67,6 +67,7 @@ from tuning.search import OBJECTIVE, OBJECTIVES, check_tensorboard, is_worker, r
 
 
 def _parse_args(argv):
+    from cmnet_keras.cli import add_ffe_weights_argument
     from cmnet_keras.config import PRESETS
 
     parser = argparse.ArgumentParser(prog="python -m tuning.grid", description=__doc__.split("\n\n")[0])
@@ -77,6 +78,7 @@ def _parse_args(argv):
     parser.add_argument("--data-dir", default="data", help="where the embedded dataset and its cache live")
     parser.add_argument("--preset", default="demo", choices=sorted(PRESETS), help="model size preset")
     parser.add_argument("--epochs", type=int, help="epochs per fold (default: the preset's)")
+    add_ffe_weights_argument(parser)
     parser.add_argument("--step", type=float, default=0.1, help="grid step of λ1 and λ2 (default 0.1)")
     folds = parser.add_mutually_exclusive_group()
     folds.add_argument("--folds", help="fold numbers, e.g. 0-3 or 0,2,5-7 (default: all)")
@@ -118,7 +120,9 @@ def main(argv=None):
         from cmnet_keras.data.embedded import ensure_embedded_cache
         from cmnet_keras.training import config_for_cache
 
-        overrides = {"seed": args.seed} if args.epochs is None else {"seed": args.seed, "epochs": args.epochs}
+        overrides = {"seed": args.seed, "ffe_weights": args.ffe_weights}
+        if args.epochs is not None:
+            overrides["epochs"] = args.epochs
         config = get_config(args.preset, **overrides)
         if args.cache:
             cache_dir = pathlib.Path(args.cache)

@@ -20,6 +20,7 @@ from cmnet_keras.layers import (
 )
 from cmnet_keras.losses import ClassificationLoss, IntensityDistillationLoss, TotalLoss, WilcoxonRankSumLoss
 from cmnet_keras.optimizers import default_optimizer
+from cmnet_keras.pretrained import load_ffe_weights
 
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(CMNetConfig))
 FOLD_PARTS = ("train", "test", "validation")
@@ -71,7 +72,8 @@ class CMNet(keras.Model):
             seed=config.seed,
         )
         self.ffe = FacialFeatureEncoder(
-            config.ffe_width, config.ffe_blocks, config.bn_momentum, config.sync_batchnorm, name="ffe"
+            config.ffe_width, config.ffe_blocks, config.bn_momentum, config.sync_batchnorm,
+            torchvision=config.ffe_weights is not None, name="ffe"
         )
         self.ice = IntensityCluesEncoder(
             config.ice_filters, config.ice_dim, config.bn_momentum, config.sync_batchnorm, name="ice"
@@ -239,7 +241,7 @@ class CMNet(keras.Model):
 
 
 def build_cmnet(config, steps_per_epoch=None, compile=True):
-    """Creates a `CMNet` from `config`, builds its weights and compiles it.
+    """Creates a `CMNet` from `config`, builds its weights, loads `config.ffe_weights` and compiles it.
 
     Compiles with `default_optimizer` and `jit_compile=False` (XLA costs 25-40%
     on CPU under TF); under JAX, where the alternative to XLA is op-by-op
@@ -253,6 +255,8 @@ def build_cmnet(config, steps_per_epoch=None, compile=True):
     model = CMNet(**config.to_dict())
     size = config.image_size
     model.build({"frames": (None, config.num_frames, size, size, 3), "apex": (None,)})
+    if config.ffe_weights is not None:
+        load_ffe_weights(model.ffe, config.ffe_weights)
     if compile:
         model.compile(
             optimizer=default_optimizer(config, steps_per_epoch),
