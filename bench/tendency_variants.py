@@ -10,7 +10,8 @@ Variants (CMNetConfig fields over the demo preset):
 - squeeze_in_range: the same bias with squeeze_kernel_init="zeros": k starts at
   (1 + epsilon) / 2 on every frame;
 - spearman: tendency_loss="spearman" (1 - soft Spearman rho);
-- both: tendency_loss="both" (rank sum + soft Spearman).
+- both: tendency_loss="both" (rank sum + soft Spearman);
+- both_in_range: "both" from the squeeze_in_range initialisation.
 
 Per variant: mean held-out Spearman rho and rank-sum |Z| of k against the
 prototype mean over every test clip (`results["tendency"]`), and the paper's
@@ -39,6 +40,7 @@ VARIANTS = {
     "squeeze_in_range": {"squeeze_bias_init": (1 + EPSILON) / 2, "squeeze_kernel_init": "zeros"},
     "spearman": {"tendency_loss": "spearman"},
     "both": {"tendency_loss": "both"},
+    "both_in_range": {"tendency_loss": "both", "squeeze_bias_init": (1 + EPSILON) / 2, "squeeze_kernel_init": "zeros"},
 }
 
 
