@@ -3,12 +3,16 @@
 import dataclasses
 import json
 
+import keras
+
 from cmnet_keras.layers.negative_sampler import SAMPLERS, check_sampler
 from cmnet_keras.losses.total import check_lambdas
-from cmnet_keras.losses.wilcoxon import P_MODES, check_p_mode
+from cmnet_keras.losses.tendency import TENDENCY_LOSSES, check_tendency_loss
+from cmnet_keras.losses.wilcoxon import P_MODES, TEMPERATURE_MODES, check_p_mode, check_temperature_mode
 from cmnet_keras.pretrained import check_resnet18
 
-__all__ = ["OPTIMIZERS", "P_MODES", "PRESETS", "SAMPLERS", "CMNetConfig", "get_config"]
+__all__ = ["OPTIMIZERS", "P_MODES", "PRESETS", "SAMPLERS", "TEMPERATURE_MODES", "TENDENCY_LOSSES", "CMNetConfig",
+           "get_config"]
 
 OPTIMIZERS = ("sgd", "adamw")
 
@@ -54,6 +58,19 @@ class CMNetConfig:
     xi: float = 0.01
     rank_temperature: float = 0.01
     p_mode: str = "density"
+    # Not in the paper: "absolute" (beta = rank_temperature, design notes) or
+    # "relative" (beta = rank_temperature x std of the ranked values, scale-free;
+    # `losses.rank_temperature`).
+    rank_temperature_mode: str = "absolute"
+    # The lambda2 term: "rank_sum" (the paper's eqs. 5-9), "spearman" (1 - soft
+    # Spearman rho(k, q), order-aware, not in the paper) or "both" (their sum).
+    tendency_loss: str = "rank_sum"
+    # Squeeze initialisation (not in the paper): today's is Keras's Dense default
+    # (glorot kernel, bias 0), which starts k below the prototype's range
+    # [epsilon, 1]; bias (1 + epsilon) / 2 with a "zeros" kernel starts k at the
+    # middle of that range on every frame.
+    squeeze_bias_init: float = 0.0
+    squeeze_kernel_init: str = "glorot_uniform"
     # Total loss (eq. 10).
     lambdas: tuple = (0.07, 0.71, 0.22)
     # Loss ablation as the paper's Table 3 runs it: a removed loss gets lambda 0 and the
@@ -99,6 +116,12 @@ class CMNetConfig:
         check_resnet18(self.ffe_weights, self.ffe_width, self.ffe_blocks)
         check_sampler(self.sampler)
         check_p_mode(self.p_mode)
+        check_temperature_mode(self.rank_temperature_mode)
+        check_tendency_loss(self.tendency_loss)
+        try:
+            keras.initializers.get(self.squeeze_kernel_init)
+        except ValueError as error:
+            raise ValueError(f"squeeze_kernel_init must name a Keras initializer, got {self.squeeze_kernel_init!r}") from error
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         for name in ("clip_flip_rate", "jitter_rate", "grayscale_rate", "blur_rate"):

@@ -13,6 +13,7 @@ from sklearn.metrics import log_loss
 from cmnet_keras.losses import (
     ClassificationLoss,
     IntensityDistillationLoss,
+    TendencyLoss,
     TotalLoss,
     WilcoxonRankSumLoss,
     classification_loss,
@@ -21,6 +22,8 @@ from cmnet_keras.losses import (
     rank_sum_statistic,
     rank_sum_z,
     soft_rank,
+    soft_spearman,
+    spearman_tendency_loss,
     total_loss,
     wilcoxon_rank_sum_loss,
 )
@@ -157,6 +160,92 @@ def test_wrst_gradient_equals_analytic_and_nearly_vanishes_when_k_is_below_q():
     assert np.abs(grads["overlapping"]).max() > 1e-4
 
 
+def distinct_samples(seed, batch=4, n=N):
+    """q, k without ties: shuffled grids 0.05 apart (scaled for k), so beta = 1e-3 gives hard ranks."""
+    rng = np.random.default_rng(seed)
+    q = np.stack([rng.permutation(n) for _ in range(batch)]) * 0.05 + 0.2
+    k = np.stack([rng.permutation(n) for _ in range(batch)]) * 0.03 - 0.1
+    return q.astype("float32"), k.astype("float32")
+
+
+def gradient(fn, x):
+    """d sum(fn(x)) / dx under the active backend, as numpy."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.Variable(x)
+        with tf.GradientTape() as tape:
+            value = ops.sum(fn(x))
+        return np_(tape.gradient(value, x))
+    if backend == "jax":
+        import jax
+
+        return np_(jax.grad(lambda v: ops.sum(fn(v)))(ops.convert_to_tensor(x)))
+    import torch
+
+    x = torch.tensor(x, requires_grad=True)
+    ops.sum(fn(x)).backward()
+    return np_(x.grad)
+
+
+@pytest.mark.backend
+def test_relative_temperature_equals_numpy_rederivation_and_is_scale_free():
+    """"relative": beta = temperature * std of the 2N pooled values (population std), per clip."""
+    rng = np.random.default_rng(11)
+    q, k = rng.normal(0.6, 0.2, (3, N)), rng.normal(0.3, 0.1, (3, N))
+    beta = 0.1 * np.concatenate([q, k], axis=-1).std(axis=-1)
+    t2_ref = N * (N + 1) / 2 + scipy.special.expit((k[:, :, None] - q[:, None, :]) / beta[:, None, None]).sum((1, 2))
+    t2 = {}
+    for scale, shift in [(1.0, 0.0), (7.0, -3.0)]:
+        qs, ks = (ops.convert_to_tensor((v * scale + shift).astype("float32")) for v in (q, k))
+        t2[scale] = np_(rank_sum_statistic(qs, ks, 0.1, temperature_mode="relative")[1])
+    np.testing.assert_allclose(t2[1.0], t2_ref, rtol=1e-5)
+    np.testing.assert_allclose(t2[7.0], t2_ref, rtol=1e-4)
+    absolute = np_(rank_sum_statistic(ops.convert_to_tensor(q / 7.0), ops.convert_to_tensor(k / 7.0), 0.1)[1])
+    assert np.abs(absolute - t2_ref).max() > 1.0  # the absolute beta is not scale-free
+    # soft_rank uses the same beta over the values it ranks.
+    pooled = np.concatenate([q, k], axis=-1)
+    expected = 0.5 + scipy.special.expit((pooled[:, :, None] - pooled[:, None, :]) / beta[:, None, None]).sum(-1)
+    np.testing.assert_allclose(np_(soft_rank(pooled.astype("float32"), 0.1, "relative")), expected, rtol=1e-5)
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("mode, temperature", [("absolute", 1e-3), ("relative", 1e-3)])
+def test_soft_spearman_equals_scipy_spearmanr_at_low_temperature(mode, temperature):
+    q, k = distinct_samples(12)
+    for x in (q, k):
+        expected = np.stack([scipy.stats.rankdata(row) for row in x])
+        np.testing.assert_allclose(np_(soft_rank(x, temperature, mode)), expected, atol=1e-3)
+    expected = [scipy.stats.spearmanr(kb, qb).statistic for qb, kb in zip(q, k)]
+    np.testing.assert_allclose(np_(soft_spearman(q, k, temperature, mode)), expected, atol=1e-3)
+    np.testing.assert_allclose(np_(spearman_tendency_loss(q, k, temperature, mode, "none")),
+                               1.0 - np.array(expected), atol=1e-3)
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("mode", ["absolute", "relative"])
+def test_spearman_loss_gradient_is_nonzero_and_raises_rho(mode):
+    q, k = distinct_samples(13, batch=2)
+    grad = gradient(lambda v: spearman_tendency_loss(q, v, 0.05, mode, "none"), k)
+    assert np.all(np.isfinite(grad)) and np.abs(grad).max() > 1e-3
+    before = np_(soft_spearman(q, k, 0.05, mode))
+    after = np_(soft_spearman(q, (k - 1e-3 * grad / np.abs(grad).max()).astype("float32"), 0.05, mode))
+    assert np.all(after > before)
+
+
+@pytest.mark.backend
+def test_tendency_loss_is_the_rank_sum_loss_the_spearman_loss_or_their_sum():
+    q, k = tied_samples(14)
+    k[:2] -= 1.0  # two clips with a rank-sum loss > 0
+    rank_sum = np_(wilcoxon_rank_sum_loss(q, k, temperature=0.05, reduction="none"))
+    spearman = np_(spearman_tendency_loss(q, k, 0.05, reduction="none"))
+    assert (rank_sum > 0).any() and (spearman > 0).any()
+    for name, expected in [("rank_sum", rank_sum), ("spearman", spearman), ("both", rank_sum + spearman)]:
+        loss = TendencyLoss(name, temperature=0.05, reduction="none")
+        np.testing.assert_allclose(np_(loss(q, k)), expected, rtol=1e-6)
+
+
 def numpy_id_loss(z1, z2, negatives, tau):
     """Eq. 1 as printed, one frame at a time, in float64."""
 
@@ -264,6 +353,9 @@ def test_total_loss_rejects_bad_lambdas(lambdas, message):
         (lambda: ClassificationLoss(clip=0.7), "0.7"),
         (lambda: rank_sum_p_value(0.0, "gaussian"), "'gaussian'"),
         (lambda: soft_rank(np.zeros(3), temperature=-0.5), "-0.5"),
+        (lambda: soft_rank(np.zeros(3), temperature_mode="scaled"), "temperature_mode .*'scaled'"),
+        (lambda: TendencyLoss("kendall"), "tendency_loss must be one of .*'kendall'"),
+        (lambda: TendencyLoss(temperature=-1.0), "temperature must be > 0, got -1.0"),
         (lambda: wilcoxon_rank_sum_loss(np.zeros((1, 4)), np.zeros((1, 4)), reduction="sum"), "'sum'"),
         (lambda: rank_sum_z(np.zeros((1, 4)), np.zeros((1, 5))), r"\(1, 5\)"),
         (
@@ -281,7 +373,9 @@ def test_bad_arguments_name_the_value(build, message):
     "loss",
     [
         IntensityDistillationLoss(tau=0.3, name="id"),
-        WilcoxonRankSumLoss(alpha=0.1, xi=0.02, temperature=0.05, p_mode="two_sided", reduction="sum"),
+        WilcoxonRankSumLoss(alpha=0.1, xi=0.02, temperature=0.05, p_mode="two_sided", reduction="sum",
+                            temperature_mode="relative"),
+        TendencyLoss("both", alpha=0.1, temperature=0.5, temperature_mode="relative"),
         ClassificationLoss(clip=1e-5),
     ],
 )
@@ -292,7 +386,7 @@ def test_loss_serialization_round_trip(loss):
     rng = np.random.default_rng(7)
     if isinstance(loss, IntensityDistillationLoss):
         y_true, y_pred = np.zeros(2), tuple(rng.normal(size=s).astype("float32") for s in [(2, 4, 3), (2, 4, 3), (2, 4, 2, 3)])
-    elif isinstance(loss, WilcoxonRankSumLoss):
+    elif isinstance(loss, (WilcoxonRankSumLoss, TendencyLoss)):
         y_true, y_pred = rng.normal(size=(2, 6)).astype("float32"), rng.normal(size=(2, 6)).astype("float32")
     else:
         y_true, y_pred = np.array([0, 2]), rng.dirichlet(np.ones(3), size=2).astype("float32")

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 import scipy.special
+import scipy.stats
 
 from cmnet_keras import get_config
 from cmnet_keras.config import CMNetConfig
@@ -183,6 +184,45 @@ def test_evaluate_with_sample_weights_equals_numpy_eq_10():
     assert logs["ce_loss"] == pytest.approx((w * ce).sum() / 3, rel=1e-5)
     assert logs["wrst_loss"] == pytest.approx(wrst.mean(), rel=1e-4)
     assert logs["loss"] == pytest.approx(0.71 * wrst.mean() + 0.22 * (w * ce).sum() / 3, rel=1e-4)
+
+
+def mean_abs_z(model, x, training=False):
+    """Mean over clips of |Z| of scipy's rank-sum test of k against the numpy prototype mean."""
+    k = keras.ops.convert_to_numpy(model(x, training=training)["intensity"])
+    q = prototype_means(x["apex"])
+    return np.mean([abs(scipy.stats.ranksums(kb, qb).statistic) for kb, qb in zip(k, q)])
+
+
+# The loss sees k of the training pass (batch statistics); at the default init the tiny model's k
+# already overlaps the prototype there, so the squeeze bias first moves every k below [epsilon, 1].
+# From there the absolute beta = 0.01 leaves the loss's gradient ~1e-13 (10 AdamW steps change
+# nothing); the relative beta = 0.5 std of the pooled values moves k into the prototype's distribution.
+@pytest.mark.backend
+@pytest.mark.parametrize("mode, temperature, moves", [("absolute", 0.01, False), ("relative", 0.5, True)])
+def test_rank_sum_loss_alone_moves_k_from_below_into_the_prototype(mode, temperature, moves):
+    keras.utils.set_random_seed(0)
+    cfg = TINY.replace(lambdas=(0.0, 1.0, 0.0), optimizer="adamw", learning_rate=1e-2,
+                       rank_temperature_mode=mode, rank_temperature=temperature)
+    model = build_cmnet(cfg)
+    x, y = _batch(4)
+    x["apex"] = np.array([3, 6, 9, 12], "int32")
+    k = keras.ops.convert_to_numpy(model(x, training=True)["intensity"])
+    kernel, bias = model.squeeze.get_weights()
+    model.squeeze.set_weights([kernel, bias - (k.max() - 0.1)])
+    assert mean_abs_z(model, x, training=True) == pytest.approx(4.82, abs=0.01)  # every k below every q
+    model.fit(x, y, batch_size=4, epochs=10, verbose=0)
+    assert (mean_abs_z(model, x, training=True) < 1.95) == moves
+
+
+@pytest.mark.backend
+def test_squeeze_init_in_range_starts_k_at_the_middle_of_the_prototype_range():
+    keras.utils.set_random_seed(0)
+    x, _ = _batch(4)
+    x["apex"] = np.array([3, 6, 9, 12], "int32")
+    model = build_cmnet(TINY.replace(squeeze_bias_init=0.6, squeeze_kernel_init="zeros"), compile=False)
+    for training in (False, True):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x, training=training)["intensity"]), 0.6)
+        assert mean_abs_z(model, x, training) < 1.95
 
 
 @pytest.mark.backend

@@ -8,11 +8,46 @@ from keras import ops
 from cmnet_keras.losses._reduction import check_reduction, reduce_per_clip
 
 P_MODES = ("density", "two_sided")
+TEMPERATURE_MODES = ("absolute", "relative")
+# Floor of the spread in the "relative" mode: a constant sample gets beta > 0.
+MIN_SPREAD = 1e-6
 
 
-def _check_temperature(temperature):
+def check_temperature(temperature):
+    """Raises ValueError unless the soft-rank temperature is > 0."""
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
+
+
+def check_temperature_mode(mode):
+    """Raises ValueError unless `mode` is one of `TEMPERATURE_MODES`."""
+    if mode not in TEMPERATURE_MODES:
+        raise ValueError(f"temperature_mode must be one of {TEMPERATURE_MODES}, got {mode!r}")
+
+
+def rank_temperature(x, temperature, mode="absolute"):
+    """The soft-rank temperature beta of Eqs. 5-6 for the values `x` that are ranked together.
+
+    "absolute": beta = temperature.
+    "relative": beta = temperature * max(std(x), 1e-6), the population standard
+    deviation of the L values of `x` along the last axis (per clip; for the
+    rank sum, the 2N pooled values of q and k), without gradient. The soft
+    ranks are then scale-free: scaling and shifting `x` leaves them unchanged.
+
+    Args:
+        x: [..., L] values.
+        temperature: > 0.
+        mode: one of `TEMPERATURE_MODES`.
+
+    Returns:
+        beta: a float, or [..., 1] for "relative".
+    """
+    check_temperature(temperature)
+    check_temperature_mode(mode)
+    if mode == "absolute":
+        return temperature
+    spread = ops.stop_gradient(ops.std(x, axis=-1, keepdims=True))
+    return temperature * ops.maximum(spread, MIN_SPREAD)
 
 
 def check_p_mode(mode):
@@ -21,27 +56,38 @@ def check_p_mode(mode):
         raise ValueError(f"p_mode must be one of {P_MODES}, got {mode!r}")
 
 
-def soft_rank(x, temperature=0.01):
+def soft_rank(x, temperature=0.01, temperature_mode="absolute"):
     """Differentiable ranks along the last axis (Eqs. 5-6).
 
-    rank_i = 1 + sum_{j != i} sigmoid((x_i - x_j) / temperature). As the
-    temperature goes to 0 this is the average rank of `scipy.stats.rankdata`
-    (ties share the mean of their ranks).
+    rank_i = 1 + sum_{j != i} sigmoid((x_i - x_j) / beta), with beta from
+    `rank_temperature(x, temperature, temperature_mode)`: `temperature` itself
+    ("absolute") or temperature * max(std(x), 1e-6) ("relative"). As beta goes
+    to 0 this is the average rank of `scipy.stats.rankdata` (ties share the mean
+    of their ranks).
 
     Args:
         x: [..., L] values.
-        temperature: beta > 0.
+        temperature: > 0.
+        temperature_mode: "absolute" or "relative".
     """
-    _check_temperature(temperature)
     x = ops.convert_to_tensor(x)
-    pairwise = ops.sigmoid((ops.expand_dims(x, -1) - ops.expand_dims(x, -2)) / temperature)
+    beta = rank_temperature(x, temperature, temperature_mode)
+    pairwise = ops.sigmoid((ops.expand_dims(x, -1) - ops.expand_dims(x, -2)) / _pairwise(beta))
     # The j == i term is sigmoid(0) = 0.5.
     return 0.5 + ops.sum(pairwise, axis=-1)
 
 
-def rank_sum_statistic(q, k, temperature=0.01):
+def _pairwise(beta):
+    """beta of `rank_temperature` broadcast against [..., L, L] pairwise differences."""
+    return beta if isinstance(beta, (int, float)) else ops.expand_dims(beta, -1)
+
+
+def rank_sum_statistic(q, k, temperature=0.01, temperature_mode="absolute"):
     """Rank sums T1 of q and T2 of k over the 2N pooled values, Eqs. 5-6.
 
+    beta = temperature ("absolute"), or ("relative")
+    beta = temperature * max(std([q_1..q_N, k_1..k_N]), 1e-6) per clip, the
+    population std of the 2N pooled values without gradient (`rank_temperature`).
     Uses sum_i soft_rank(k)_i = N (N + 1) / 2 + sum_{i, j} sigmoid((k_i - q_j) / beta):
     the pairs within k contribute a constant, so only the k-q pairs are formed.
     Same value as summing `soft_rank` of the pooled values, but its gradient has
@@ -50,20 +96,21 @@ def rank_sum_statistic(q, k, temperature=0.01):
     Args:
         q: [B, N] prototype sample.
         k: [B, N] intensity values of the network.
-        temperature: soft-rank temperature beta.
+        temperature: soft-rank temperature (beta itself when "absolute").
+        temperature_mode: "absolute" or "relative".
 
     Returns:
         (T1, T2), each [B].
     """
-    _check_temperature(temperature)
     n_q, n_k = q.shape[-1], k.shape[-1]
-    cross = ops.sigmoid((ops.expand_dims(k, -1) - ops.expand_dims(q, -2)) / temperature)
+    beta = rank_temperature(ops.concatenate([q, k], axis=-1), temperature, temperature_mode)
+    cross = ops.sigmoid((ops.expand_dims(k, -1) - ops.expand_dims(q, -2)) / _pairwise(beta))
     t2 = n_k * (n_k + 1) / 2.0 + ops.sum(cross, axis=(-2, -1))
     total = (n_q + n_k) * (n_q + n_k + 1) / 2.0
     return total - t2, t2
 
 
-def rank_sum_z(q, k, temperature=0.01):
+def rank_sum_z(q, k, temperature=0.01, temperature_mode="absolute"):
     """Z = (T2 - mu_T) / sigma_T, Eq. 7.
 
     mu_T = N (2N + 1) / 2 and sigma_T = sqrt(N^2 (2N + 1) / 12) for N values in
@@ -80,7 +127,7 @@ def rank_sum_z(q, k, temperature=0.01):
         )
     mu = n * (2 * n + 1) / 2.0
     sigma = math.sqrt(n * n * (2 * n + 1) / 12.0)
-    _, t2 = rank_sum_statistic(q, k, temperature)
+    _, t2 = rank_sum_statistic(q, k, temperature, temperature_mode)
     return (t2 - mu) / sigma
 
 
@@ -100,7 +147,8 @@ def rank_sum_p_value(z, mode="density"):
 
 
 def wilcoxon_rank_sum_loss(
-    q, k, alpha=0.05, xi=0.01, temperature=0.01, p_mode="density", reduction="mean"
+    q, k, alpha=0.05, xi=0.01, temperature=0.01, p_mode="density", reduction="mean",
+    temperature_mode="absolute",
 ):
     """Wilcoxon rank-sum test loss max(0, xi - (p - alpha)), Eq. 9.
 
@@ -109,13 +157,15 @@ def wilcoxon_rank_sum_loss(
         k: [B, N] intensity values of the network (S2).
         alpha: significance level.
         xi: margin.
-        temperature: soft-rank temperature beta.
+        temperature: soft-rank temperature, see `rank_temperature`.
         p_mode: "density" (paper) or "two_sided", see `rank_sum_p_value`.
         reduction: "mean" -> scalar over the batch; "none" -> [B].
+        temperature_mode: "absolute" (beta = temperature) or "relative"
+            (beta = temperature * std of the 2N pooled values).
     """
     check_reduction(reduction)
     check_p_mode(p_mode)
-    p = rank_sum_p_value(rank_sum_z(q, k, temperature), p_mode)
+    p = rank_sum_p_value(rank_sum_z(q, k, temperature, temperature_mode), p_mode)
     return reduce_per_clip(ops.relu(xi - (p - alpha)), reduction)
 
 
@@ -126,8 +176,9 @@ class WilcoxonRankSumLoss(keras.losses.Loss):
     Args:
         alpha: significance level.
         xi: margin.
-        temperature: soft-rank temperature beta, > 0.
+        temperature: soft-rank temperature, > 0.
         p_mode: "density" (paper) or "two_sided".
+        temperature_mode: "absolute" or "relative", see `rank_temperature`.
     """
 
     def __init__(
@@ -139,14 +190,17 @@ class WilcoxonRankSumLoss(keras.losses.Loss):
         name="wrst_loss",
         reduction="sum_over_batch_size",
         dtype=None,
+        temperature_mode="absolute",
     ):
-        _check_temperature(temperature)
+        check_temperature(temperature)
         check_p_mode(p_mode)
+        check_temperature_mode(temperature_mode)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.alpha = alpha
         self.xi = xi
         self.temperature = temperature
         self.p_mode = p_mode
+        self.temperature_mode = temperature_mode
 
     def call(self, y_true, y_pred):
         return wilcoxon_rank_sum_loss(
@@ -157,6 +211,7 @@ class WilcoxonRankSumLoss(keras.losses.Loss):
             temperature=self.temperature,
             p_mode=self.p_mode,
             reduction="none",
+            temperature_mode=self.temperature_mode,
         )
 
     def get_config(self):
@@ -166,4 +221,5 @@ class WilcoxonRankSumLoss(keras.losses.Loss):
             "xi": self.xi,
             "temperature": self.temperature,
             "p_mode": self.p_mode,
+            "temperature_mode": self.temperature_mode,
         }

@@ -18,7 +18,7 @@ from cmnet_keras.layers import (
     ViewAugmentation,
     gather_negatives,
 )
-from cmnet_keras.losses import ClassificationLoss, IntensityDistillationLoss, TotalLoss, WilcoxonRankSumLoss
+from cmnet_keras.losses import ClassificationLoss, IntensityDistillationLoss, TendencyLoss, TotalLoss
 from cmnet_keras.optimizers import default_optimizer
 from cmnet_keras.pretrained import load_ffe_weights
 
@@ -78,7 +78,7 @@ class CMNet(keras.Model):
         self.ice = IntensityCluesEncoder(
             config.ice_filters, config.ice_dim, config.bn_momentum, config.sync_batchnorm, name="ice"
         )
-        self.squeeze = Squeeze(name="squeeze")
+        self.squeeze = Squeeze(config.squeeze_bias_init, config.squeeze_kernel_init, name="squeeze")
         self.extend = Extend(self.ffe.output_dim, name="extend")
         self.sampler = NegativeSampler(config.sampler, config.num_negatives, config.tau, seed=config.seed + 1)
         self.prototype = IntensityPrototype(
@@ -94,8 +94,9 @@ class CMNet(keras.Model):
         # Per-clip terms; TotalLoss reduces them (eq. 10).
         self.ce_loss_fn = ClassificationLoss(reduction="none")
         self.id_loss_fn = IntensityDistillationLoss(config.tau, reduction="none")
-        self.wrst_loss_fn = WilcoxonRankSumLoss(
-            config.alpha, config.xi, config.rank_temperature, config.p_mode, reduction="none"
+        self.wrst_loss_fn = TendencyLoss(
+            config.tendency_loss, alpha=config.alpha, xi=config.xi, temperature=config.rank_temperature,
+            p_mode=config.p_mode, temperature_mode=config.rank_temperature_mode, reduction="none",
         )
         self.total_loss_fn = TotalLoss(config.lambdas, sum_to_one=not config.lambda_ablation)
         self.id_loss_tracker = keras.metrics.Mean(name="id_loss")
