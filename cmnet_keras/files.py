@@ -20,6 +20,11 @@ TEMP_SUFFIX = ".tmp"
 class OutputError(OSError):
     """A file could not be written (permissions, full disk); the message names the path."""
 
+    @classmethod
+    def writing(cls, path, error):
+        """The OutputError for an OSError `error` raised while writing `path`."""
+        return cls(error.errno, f"cannot write {path}: {error.strerror or error}")
+
 
 @contextlib.contextmanager
 def atomic_path(path, suffix=""):
@@ -38,13 +43,13 @@ def atomic_path(path, suffix=""):
         descriptor, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX + suffix)
         os.close(descriptor)
     except OSError as error:
-        raise OutputError(error.errno, f"cannot write {path}: {error.strerror or error}") from error
+        raise OutputError.writing(path, error) from error
     try:
         yield pathlib.Path(temp)
         os.replace(temp, path)
     except OSError as error:
         pathlib.Path(temp).unlink(missing_ok=True)
-        raise OutputError(error.errno, f"cannot write {path}: {error.strerror or error}") from error
+        raise OutputError.writing(path, error) from error
     except BaseException:
         pathlib.Path(temp).unlink(missing_ok=True)
         raise

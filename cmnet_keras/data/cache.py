@@ -261,7 +261,7 @@ def lock(cache_dir, log=print):
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise files.OutputError(error.errno, f"cannot write {cache_dir}: {error.strerror or error}") from error
+        raise files.OutputError.writing(cache_dir, error) from error
     while True:
         try:
             descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -275,13 +275,13 @@ def lock(cache_dir, log=print):
             log(f"Taking over the lock {path} left by process {holder} on {owner['host']}, which no longer runs")
             path.unlink(missing_ok=True)
         except OSError as error:
-            raise files.OutputError(error.errno, f"cannot write {path}: {error.strerror or error}") from error
+            raise files.OutputError.writing(path, error) from error
     try:
         with os.fdopen(descriptor, "w") as handle:
             json.dump(owner, handle)
     except OSError as error:
         path.unlink(missing_ok=True)
-        raise files.OutputError(error.errno, f"cannot write {path}: {error.strerror or error}") from error
+        raise files.OutputError.writing(path, error) from error
     try:
         yield path
     finally:
