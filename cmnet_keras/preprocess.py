@@ -25,7 +25,15 @@ EXIT_OK, EXIT_FATAL, EXIT_SOME_FAILED = 0, 2, 3
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m cmnet_keras.preprocess", description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", required=True, choices=readers.DATASETS)
-    parser.add_argument("--root", required=True, help="dataset folder (manifest: the CSV or its folder)")
+    parser.add_argument("--root", required=True,
+                        help="dataset folder, or its annotation sheet where the folder holds several "
+                             "(manifest: the CSV or its folder)")
+    parser.add_argument("--sheet", metavar="NAME", help="worksheet of the annotation workbook to read "
+                        "(default: the first with the required columns; the summary names it)")
+    parser.add_argument("--paper-clips", action="store_true",
+                        help="casme2: leave out sub09/EP02_02f, the clip the paper's 246 (happiness 32) lack")
+    parser.add_argument("--smic-subset", choices=readers.SMIC_SUBSETS, type=str.upper,
+                        help="smic: the camera subset, found by a path component of that name (default HS)")
     parser.add_argument("--out", required=True, help="cache folder to write")
     parser.add_argument("--cropped", action="store_true", help="use the release's cropped faces: no face alignment")
     parser.add_argument("--size", type=int, default=224, help="output side in pixels (default 224)")
@@ -49,7 +57,8 @@ def main(argv=None):
     if args.limit is not None and args.limit < 1:
         parser.error(f"--limit must be >= 1, got {args.limit}")
     try:
-        spec = readers.read_dataset(args.dataset, args.root, cropped=args.cropped)
+        spec = readers.read_dataset(args.dataset, args.root, cropped=args.cropped, worksheet=args.sheet,
+                                    paper_clips=args.paper_clips, smic_subset=args.smic_subset)
         print(spec.summary(), flush=True)
         if not spec.clips:
             raise ValueError(f"no usable clips in {args.root}")

@@ -51,7 +51,7 @@ def test_preprocess_writes_cache(casme2_tree, tmp_path, capsys):
                                                       "image_size": SIZE, "num_frames": FRAMES, "cropped": True}
     assert meta["format"] == 2 and meta["settings"]["image_size"] == SIZE
     index = cache.read_index(out)
-    assert list(index.columns) == list(cache.INDEX_COLUMNS)
+    assert list(index.columns) == list(cache.INDEX_COLUMNS + cache.TEXT_COLUMNS)
     kept = table[table.emotion != "sadness"]
     assert index.clip_id.tolist() == kept.filename.tolist()
     assert index.subject.tolist() == ["sub01", "sub01", "sub02", "sub04", "sub26"]

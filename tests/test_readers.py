@@ -1,6 +1,9 @@
 """Dataset readers on small fixture trees in each released layout (built here)."""
 
+import csv
 import io
+import pathlib
+import shutil
 import warnings
 
 import cv2
@@ -207,7 +210,11 @@ SAMM_HEADER = ["Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Fr
 SAMM_PREAMBLE_ROWS = 12
 
 
-def write_samm_tree(root, cropped_too=False):
+def write_samm_tree(root, cropped_too=False, rows=SAMM_ROWS):
+    """SAMM layout: the v2 sheet (preamble, header on row 13) + SAMM/006/006_1_2/006_05562.jpg.
+
+    `rows` may hold -1 or None (a blank cell) for onset/offset: those clips' frames are 5000..5009.
+    """
     root.mkdir(parents=True, exist_ok=True)
     book = openpyxl.Workbook()
     sheet = book.active
@@ -216,12 +223,13 @@ def write_samm_tree(root, cropped_too=False):
         sheet.append([f"Note {i}: coded by two FACS coders"] if i % 3 == 0 else [])
     sheet.append(["", "", "Micro-movements and micro-expressions"])
     sheet.append(SAMM_HEADER)
-    for row in SAMM_ROWS:
+    for row in rows:
         sheet.append(list(row))
     book.save(root / "SAMM_Micro_FACS_Codes_v2.xlsx")
     for base in [root / "SAMM"] + ([root / "SAMM_CROP"] if cropped_too else []):
-        for subject, name, _, onset, _, offset, *_ in SAMM_ROWS:
-            write_frames(base / f"{subject:03d}" / name, range(onset, offset + 1), prefix=f"{subject:03d}_0",
+        for subject, name, _, onset, _, offset, *_ in rows:
+            first, last = (onset, offset) if min(onset or -1, offset or -1) >= 0 else (5000, 5009)
+            write_frames(base / f"{subject:03d}" / name, range(first, last + 1), prefix=f"{subject:03d}_0",
                          size=6)
     # Zero-padded numbers: 006_05562.jpg (prefix "006_0" + 5562).
     return root
@@ -362,3 +370,248 @@ def test_casme2_clip_as_video(tmp_path):
     assert video.path == folder.with_suffix(".mp4") and video.frame_files is None
     assert (video.onset, video.apex, video.offset, video.num_frames) == (0, 13, 40, 41)
     assert frames.frame_files is not None
+
+
+# --- Issue 14, readers: action units, both CASME II sheet versions, worksheets, the paper's 246 clips, SMIC
+# subsets, SAMM onset/offset not annotated.
+
+AU_CELLS = ["4+L10", "R12", "L1+R2+25", "?", None, 12]  # None: a blank cell; 12: a number cell in a workbook
+AU_TEXT = ["4+L10", "R12", "L1+R2+25", "?", "", "12"]  # what the index must hold, verbatim
+
+
+def casme2_rows_with_aus():
+    """Six kept rows of the table with the awkward AU cells (and one sadness row, dropped)."""
+    table = casme2_table().iloc[[0, 1, 3, 4, 5, 6, 10]].reset_index(drop=True)
+    table["action_units"] = pd.Series(AU_CELLS + ["1+4"], dtype=object)
+    return table
+
+
+# Public code reading both releases (e.g. `pd.read_excel(..., usecols=[0, 1, 3, 4, 5, 7, 8])` for either file)
+# shows 9 columns, two without a header ("Unnamed: 2", "Unnamed: 6" in pandas); design.md lists the 7 named
+# ones. Subject ids are numbers; some copies hold them as text ("01") or as folder names ("sub01").
+CASME2_VERSIONS = {
+    "20140508": ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Action Units",
+                 "Estimated Emotion"],
+    "20190701": ["Subject", "Filename", None, "OnsetFrame", "ApexFrame", "OffsetFrame", None, "Action Units",
+                 "Estimated Emotion"],
+}
+SUBJECT_STYLES = {"number": lambda s: s, "text": lambda s: f"{s:02d}", "folder": lambda s: f"sub{s:02d}"}
+
+
+def casme2_version_rows(table, version, subject_style):
+    """Header and rows of the table in one release's column layout."""
+    header = CASME2_VERSIONS[version]
+    rows = []
+    for i, r in enumerate(table.itertuples()):
+        cells = {"Subject": SUBJECT_STYLES[subject_style](r.subject), "Filename": r.filename,
+                 "OnsetFrame": r.onset, "ApexFrame": "/" if r.apex < 0 else r.apex, "OffsetFrame": r.offset,
+                 "Action Units": r.action_units, "Estimated Emotion": r.emotion}
+        rows.append([cells[h] if h else 1000 + i for h in header])  # header-less columns: other numbers
+    return header, rows
+
+
+def write_casme2_version(root, table, version, subject_style, sheet="xlsx"):
+    """The table as `CASME2-coding-<version>.<sheet>` (openpyxl or the csv module) beside frame folders."""
+    write_casme2_tree(root, table, sheet="csv")
+    (root / "CASME2-coding-20140508.csv").unlink()
+    header, rows = casme2_version_rows(table, version, subject_style)
+    path = root / f"CASME2-coding-{version}.{sheet}"
+    if sheet == "xlsx":
+        book = openpyxl.Workbook()
+        for row in [header] + rows:
+            book.active.append(row)
+        book.save(path)
+    else:
+        with path.open("w", newline="") as handle:
+            csv.writer(handle).writerows([["" if v is None else v for v in row] for row in [header] + rows])
+    return path
+
+
+@pytest.mark.parametrize("sheet", ["xlsx", "csv"])
+@pytest.mark.parametrize("version, subject_style", [("20140508", "number"), ("20190701", "number"),
+                                                    ("20190701", "text"), ("20140508", "folder")])
+def test_casme2_sheet_versions(tmp_path, version, subject_style, sheet):
+    table = casme2_rows_with_aus()
+    write_casme2_version(tmp_path, table, version, subject_style, sheet)
+    spec = read_quietly("casme2", tmp_path)
+    assert spec.dropped.problems == [] and dict(spec.dropped.by_class) == {"sadness": 1}
+    kept = table.iloc[:6]
+    assert [(c.subject, c.clip_id) for c in spec.clips] == [(f"sub{s:02d}", f) for s, f in zip(kept.subject,
+                                                                                             kept.filename)]
+    assert [(c.onset, c.apex, c.offset) for c in spec.clips] == [
+        (0, None if a < 0 else a - on, off - on) for on, a, off in zip(kept.onset, kept.apex, kept.offset)]
+    assert [c.action_units for c in spec.clips] == AU_TEXT
+    assert spec.info == [f"annotation sheet: CASME2-coding-{version}.{sheet}"]
+
+
+def test_sheet_cells_read_as_written(tmp_path):
+    """openpyxl/pandas keep a number cell a number (12, not 12.0) and text as text; cell_text gives the AU text."""
+    path = write_casme2_version(tmp_path, casme2_rows_with_aus(), "20190701", "number")
+    table = sheets.read_sheet(path)
+    assert table["action_units"].tolist()[:4] == AU_CELLS[:4] and table["action_units"][5] == 12
+    assert [sheets.cell_text(v) for v in table["action_units"][:6]] == AU_TEXT
+    assert sheets.cell_text(12.0) == "12" and sheets.cell_text(float("nan")) == ""
+
+
+def casme2_workbook(path, worksheets):
+    """A workbook of several worksheets: name -> table (or a list of rows)."""
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for name, content in worksheets.items():
+        sheet = book.create_sheet(name)
+        if isinstance(content, pd.DataFrame):
+            header, rows = casme2_version_rows(content, "20140508", "number")
+            content = [header] + rows
+        for row in content:
+            sheet.append(row)
+    book.save(path)
+
+
+def test_worksheet_choice_is_printed_and_can_be_named(tmp_path):
+    table = casme2_rows_with_aus()
+    relabelled = table.copy()
+    relabelled.loc[0, "emotion"] = "surprise"
+    write_casme2_tree(tmp_path, table)
+    casme2_workbook(tmp_path / "CASME2-coding-20140508.xlsx",
+                    {"README": [["CASME II coding"], ["see the paper"]], "2014": table, "2019": relabelled})
+    spec = read_quietly("casme2", tmp_path)
+    assert spec.clips[0].emotion == "happiness"  # the first worksheet with the required columns
+    assert "worksheet: '2014' of 'README', '2014', '2019' (name another with --sheet)" in spec.summary()
+    assert read_quietly("casme2", tmp_path, worksheet="2019").clips[0].emotion == "surprise"
+    with pytest.raises(sheets.SheetError, match=r"CASME2-coding-20140508\.xlsx has no worksheet 'Sheet9'; "
+                                                r"its worksheets: 'README', '2014', '2019'"):
+        readers.read_dataset("casme2", tmp_path, worksheet="Sheet9")
+    with pytest.raises(sheets.SheetError, match=r"20140508\.xlsx lacks required column.*of worksheet 'README'"):
+        readers.read_dataset("casme2", tmp_path, worksheet="README")
+
+
+def test_worksheet_of_a_csv_or_of_smic_is_refused(tmp_path):
+    write_casme2_tree(tmp_path, casme2_table().iloc[:2], sheet="csv")
+    with pytest.raises(sheets.SheetError, match=r"CASME2-coding-20140508\.csv is a \.csv file, not a workbook"):
+        readers.read_dataset("casme2", tmp_path, worksheet="Sheet1")
+    with pytest.raises(ValueError, match="only for datasets with a sheet, not smic"):
+        readers.read_dataset("smic", tmp_path, worksheet="Sheet1")
+
+
+def test_several_sheet_files_choice_is_printed_and_root_may_name_one(tmp_path):
+    table = casme2_rows_with_aus()
+    relabelled = table.copy()
+    relabelled.loc[0, "emotion"] = "surprise"
+    write_casme2_version(tmp_path, relabelled, "20190701", "number")
+    header, rows = casme2_version_rows(table, "20140508", "number")
+    pd.DataFrame(rows, columns=header).to_excel(tmp_path / "CASME2-coding-20140508.xlsx", index=False)
+    spec = read_quietly("casme2", tmp_path)
+    assert spec.clips[0].emotion == "happiness"
+    assert spec.info == ["annotation sheet: CASME2-coding-20140508.xlsx (chosen of 2 found; the others: "
+                         "CASME2-coding-20190701.xlsx; give another as --root to read it)"]
+    chosen = read_quietly("casme2", tmp_path / "CASME2-coding-20190701.xlsx")
+    assert chosen.clips[0].emotion == "surprise" and len(chosen.clips) == 6  # frames found beside the sheet
+    assert chosen.info == ["annotation sheet: CASME2-coding-20190701.xlsx (given as the root)"]
+
+
+# The one CASME II happiness clip without an annotated apex (bob.db.casme2: apex -1; the xlsx: '/').
+EP02_02F = "9,EP02_02f,26,-1,171,happiness,L12\n"
+
+
+def test_casme2_paper_clips(tmp_path):
+    table = pd.read_csv(io.StringIO(CASME2_ROWS + EP02_02F), dtype={"action_units": str})
+    write_casme2_tree(tmp_path, table)
+    spec = read_quietly("casme2", tmp_path)
+    assert ("sub09", "EP02_02f") in {(c.subject, c.clip_id) for c in spec.clips}
+    assert "; differs in disgust 2 here vs 63, happiness 2 here vs 32" in spec.summary().split("the paper's set leaves out")[0]
+    assert "the paper's set leaves out sub09/EP02_02f (happiness, apex not annotated;" in spec.summary()
+    assert "it is kept here: --paper-clips leaves it out" in spec.summary()
+    paper = read_quietly("casme2", tmp_path, paper_clips=True)
+    assert [c.name for c in paper.clips] == [c.name for c in spec.clips if c.name != "sub09/EP02_02f"]
+    text = paper.summary()
+    assert "left out to match the paper (--paper-clips): 1\n    CASME2-coding-20140508.xlsx row 14 (sub09/EP02_02f)" in text
+    assert paper.dropped.problems == [] and "--paper-clips leaves it out" not in text
+    write_casme2_tree(tmp_path / "without", casme2_table())
+    assert "it is not among the clips read here" in read_quietly("casme2", tmp_path / "without").summary()
+    with pytest.raises(ValueError, match=r"paper_clips \(--paper-clips\) applies to \['casme2'\] only, not samm"):
+        readers.read_dataset("samm", tmp_path, paper_clips=True)
+
+
+def test_summary_compares_with_the_paper_counts():
+    """The table's 247 against the paper's 246 (counts from the README of the reference data, by hand)."""
+    counts = {"others": 99, "disgust": 63, "happiness": 33, "repression": 27, "surprise": 25}
+    clips = [readers.ClipSpec("casme2", "sub01", f"{e}{i}", None, [], 0, e, 0, None, 1, 2)
+             for e, n in counts.items() for i in range(n)]
+    spec = readers.DatasetSpec("casme2", CASME2_CLASSES, clips, readers.DropSummary())
+    assert ("the paper's 246 clips: disgust 63, happiness 32, repression 27, surprise 25, others 99; "
+            "differs in happiness 33 here vs 32") in spec.summary()
+    spec.clips = [c for c in clips if c.clip_id != "happiness0"]
+    assert "others 99; the same per class" in spec.summary()
+
+
+@pytest.mark.skipif(not pathlib.Path("/work/shared/data/megc2019_composite.csv").is_file(),
+                    reason="the reference tables of /work/shared/data are not on this machine")
+def test_paper_left_out_clip_is_the_happiness_clip_missing_from_megc2019():
+    """Independent evidence: the MEGC 2019 composite list holds 32 CASME II happiness clips, all but this one."""
+    table = pd.read_csv("/work/shared/data/casme2_annotations.csv")
+    megc = pd.read_csv("/work/shared/data/megc2019_composite.csv", dtype=str)
+    positive = megc[(megc.dataset == "casme2") & (megc.label == "1")]
+    listed = set(zip(positive["subject"], positive["clip"]))
+    happiness = table[table.emotion == "happiness"]
+    missing = {(f"sub{s:02d}", f) for s, f in zip(happiness.subject, happiness.filename)} - listed
+    assert len(happiness) == 33 and len(positive) == 32
+    assert missing == set(readers.PAPER_LEFT_OUT["casme2"])
+    no_apex = happiness[happiness.apex < 0]
+    assert {(f"sub{s:02d}", f) for s, f in zip(no_apex.subject, no_apex.filename)} == missing
+
+
+def write_smic_subsets(root):
+    """HS, NIR and VIS trees where sort order and depth both pick the wrong one (0_VIS: shallowest, first)."""
+    subsets = {"HS": root / "SMIC" / "hs", "NIR": root / "NIR", "VIS": root / "0_VIS"}
+    for k, (subset, base) in enumerate(subsets.items()):
+        for subject, emotion, clip, first, count in SMIC_CLIPS[: 3 + k]:
+            write_frames(base / subject / "micro" / emotion / f"{clip}_{subset}", range(first, first + count),
+                         prefix="image", suffix=".bmp", size=4)
+    return subsets
+
+
+@pytest.mark.parametrize("subset", [None, "HS", "NIR", "VIS", "nir"])
+def test_smic_subset_chosen_by_path_component(tmp_path, subset):
+    folders = write_smic_subsets(tmp_path)
+    assert sorted(str(p.relative_to(tmp_path)) for p in folders.values())[0] == "0_VIS"  # what sort order picks
+    spec = read_quietly("smic", tmp_path, smic_subset=subset)
+    wanted = (subset or "HS").upper()
+    assert {c.clip_id.rsplit("_", 1)[1] for c in spec.clips} == {wanted}
+    assert len(spec.clips) == 3 + list(folders).index(wanted)
+    assert all(c.path.parent.parent.parent.parent == folders[wanted] for c in spec.clips)
+    assert spec.name == ("smic" if wanted == "HS" else f"smic-{wanted.lower()}")
+    assert f"{wanted} frames: {folders[wanted].relative_to(tmp_path)} under" in spec.summary()
+
+
+def test_smic_subset_missing_is_named(tmp_path):
+    folders = write_smic_subsets(tmp_path)
+    shutil.rmtree(folders["HS"])
+    with pytest.raises(FileNotFoundError, match=r"No HS folder \(a path component named HS\).*found in: 0_VIS, NIR"):
+        readers.read_dataset("smic", tmp_path)
+    with pytest.raises(ValueError, match=r"smic_subset \(--smic-subset\) must be one of \('HS', 'NIR', 'VIS'\)"):
+        readers.read_dataset("smic", tmp_path, smic_subset="IR")
+    with pytest.raises(ValueError, match="with the smic dataset, got 'NIR' for casme2"):
+        readers.read_dataset("casme2", tmp_path, smic_subset="NIR")
+
+
+SAMM_UNANNOTATED = [  # onset/offset cells that are not frame numbers: -1 and blank
+    (6, "006_1_2", 1, 5562, 5570, -1, 14, "Micro - 1/2", "4+7", "", "Anger"),
+    (7, "007_3_1", 3, None, 1003, 1010, 13, "Micro - 1/2", "R14", "", "Contempt"),
+    (7, "007_6_2", 6, -1, 101, 104, 10, "Micro - 1/2", "1+2", "", "Surprise"),
+]
+
+
+def test_samm_onset_offset_not_annotated_is_warned_and_skipped(tmp_path):
+    write_samm_tree(tmp_path, rows=SAMM_ROWS[1:2] + SAMM_UNANNOTATED)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        spec = readers.read_dataset("samm", tmp_path)
+    expected = [
+        "SAMM_Micro_FACS_Codes_v2.xlsx row 15 (006/006_1_2): offset cell '-1' is not annotated",
+        "SAMM_Micro_FACS_Codes_v2.xlsx row 16 (007/007_3_1): onset cell '' is not annotated",
+        "SAMM_Micro_FACS_Codes_v2.xlsx row 17 (007/007_6_2): onset cell '-1' is not annotated",
+    ]
+    messages = [str(w.message) for w in caught]
+    assert [m.split(" (blank")[0] for m in messages] == expected
+    assert all(m.endswith("clip skipped, not filled in from the folder's frames") for m in messages)
+    assert [c.clip_id for c in spec.clips] == ["006_1_3"] and spec.dropped.problems == messages

@@ -3,7 +3,7 @@
 Layout of a cache folder:
     meta.json    format, dataset, class_names, image_size, num_frames, cropped
                  and the run's settings (face model, crop margin, package version, ...)
-    index.csv    one row per clip (INDEX_COLUMNS); apex on the N-frame timeline
+    index.csv    one row per clip (INDEX_COLUMNS, then TEXT_COLUMNS); apex on the N-frame timeline
     clips/<subject>/<clip_id>.raw    frames uint8 [N, S, S, 3] in C order, no header
                                      (N and S from meta.json)
     clips/<subject>/<clip_id>.json   the clip's index row, the settings and sheet row
@@ -41,6 +41,9 @@ SIDECAR_SUFFIX = ".json"
 LEGACY_SUFFIX = ".npz"
 INDEX_COLUMNS = ("clip_id", "subject", "label", "emotion", "apex", "apex_source", "file", "num_source_frames")
 INT_COLUMNS = ("label", "apex", "num_source_frames")
+# Sheet text kept verbatim in the index, not used for training: absent from older caches, "" where a
+# clip has none, and outside `cache_fingerprint` (a run on the cache resumes whatever they hold).
+TEXT_COLUMNS = ("action_units",)
 META_KEYS = ("dataset", "class_names", "image_size", "num_frames", "cropped")
 APEX_SOURCES = ("annotated", "estimated")
 UNREADABLE_LOCK_GRACE_S = 10.0  # a lock file still empty after this long was left by a killed run
@@ -69,7 +72,7 @@ def save_clip(cache_dir, record, frames, provenance=None):
     """Writes one clip: its frames file, then its sidecar (both atomic).
 
     Args:
-        record: the clip's index row (all INDEX_COLUMNS; `file` from `clip_relpath`).
+        record: the clip's index row (all INDEX_COLUMNS, any TEXT_COLUMNS; `file` from `clip_relpath`).
         frames: uint8 [N, S, S, 3].
         provenance: JSON-able dict of what made the clip (settings, sheet row).
 
@@ -89,7 +92,8 @@ def save_clip(cache_dir, record, frames, provenance=None):
         raise ValueError(f"Clip {record['file']}: apex {record['apex']} outside 0..{len(frames) - 1}")
     if record["apex_source"] not in APEX_SOURCES:
         raise ValueError(f"Clip {record['file']}: apex_source must be one of {APEX_SOURCES}, got {record['apex_source']!r}")
-    record = {k: (int(record[k]) if k in INT_COLUMNS else str(record[k])) for k in INDEX_COLUMNS}
+    record = {k: (int(record[k]) if k in INT_COLUMNS else str(record[k]))
+              for k in INDEX_COLUMNS + TEXT_COLUMNS if k in record}
     data = frames.tobytes()
     sidecar = sidecar_path(cache_dir, record["file"])
     sidecar.unlink(missing_ok=True)  # no moment where an old sidecar describes new frames
@@ -206,17 +210,18 @@ def read_meta(cache_dir):
 
 
 def write_index(cache_dir, records):
-    """Writes index.csv atomically from index rows (dicts with INDEX_COLUMNS)."""
-    table = pd.DataFrame(list(records), columns=list(INDEX_COLUMNS))
+    """Writes index.csv atomically from index rows (dicts with INDEX_COLUMNS; TEXT_COLUMNS "" where absent)."""
+    table = pd.DataFrame(list(records), columns=list(INDEX_COLUMNS + TEXT_COLUMNS))
+    table[list(TEXT_COLUMNS)] = table[list(TEXT_COLUMNS)].fillna("")
     files.atomic_write(pathlib.Path(cache_dir) / INDEX_FILE, lambda handle: table.to_csv(handle, index=False))
 
 
 def read_index(cache_dir):
-    """index.csv as a DataFrame (ids as strings, so `006` stays `006`)."""
+    """index.csv as a DataFrame (ids and TEXT_COLUMNS as strings, so `006` stays `006` and AU `12` stays `12`)."""
     path = pathlib.Path(cache_dir) / INDEX_FILE
     if not path.is_file():
         raise FileNotFoundError(f"No {INDEX_FILE} in {cache_dir}: not a preprocessed cache (run cmnet_keras.preprocess)")
-    dtypes = {c: (np.int64 if c in INT_COLUMNS else str) for c in INDEX_COLUMNS}
+    dtypes = {c: (np.int64 if c in INT_COLUMNS else str) for c in INDEX_COLUMNS + TEXT_COLUMNS}
     table = pd.read_csv(path, dtype=dtypes, keep_default_na=False)
     missing = [c for c in INDEX_COLUMNS if c not in table.columns]
     if missing:
@@ -228,8 +233,9 @@ def cache_fingerprint(cache_dir):
     """sha256 of the cache's meta (format and settings included) and index content.
 
     Equal caches on other machines match; a cache rebuilt with other settings does not.
+    TEXT_COLUMNS are left out: they do not change what a model is trained on.
     """
-    index = read_index(cache_dir).sort_values("file").reset_index(drop=True)
+    index = read_index(cache_dir)[list(INDEX_COLUMNS)].sort_values("file").reset_index(drop=True)
     payload = json.dumps(read_meta(cache_dir), sort_keys=True) + index.to_csv(index=False)
     return hashlib.sha256(payload.encode()).hexdigest()
 

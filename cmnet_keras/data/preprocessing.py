@@ -148,6 +148,7 @@ def clip_record(clip, apex, apex_source):
         "apex_source": apex_source,
         "file": cache.clip_relpath(clip.subject, clip.clip_id),
         "num_source_frames": clip.length,
+        "action_units": clip.action_units,
     }
 
 
@@ -292,7 +293,10 @@ def _drop_legacy_clips(out, log):
 
 
 def _cached_state(out, clip, settings, records):
-    """None if the clip is cached and current (its record put in `records`), else why it must be (re)done."""
+    """None if the clip is cached and current (its record put in `records`), else why it must be (re)done.
+
+    The record's action units come from the current sheet row: they do not change the frames.
+    """
     file = cache.clip_relpath(clip.subject, clip.clip_id)
     try:
         info = cache.read_sidecar(out, file)
@@ -302,7 +306,7 @@ def _cached_state(out, clip, settings, records):
         return "new"
     reason = outdated_reason(info, settings, clip_source(clip))
     if reason is None:
-        records[file] = info["record"]
+        records[file] = {**info["record"], "action_units": clip.action_units}
     return reason
 
 

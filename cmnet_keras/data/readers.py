@@ -4,7 +4,9 @@ Every reader returns a `DatasetSpec`: the paper's class set, one `ClipSpec` per
 kept clip, and a `DropSummary` counting the clips of other (or unknown, warned)
 emotions per class and per subject, plus the rows that could not become clips
 (missing folder, empty clip, a cell that is not a frame number), each named,
-and the kept clips whose annotation was corrected (`notes`).
+and the kept clips whose annotation was corrected (`notes`). Its summary says
+which sheet (and worksheet, SMIC subset) was read and compares the kept
+clips per class with the paper's counts.
 
 Onset, apex and offset of a `ClipSpec` are 0-based positions in the clip's
 frames (the folder's files sorted by frame number, or the video's frames).
@@ -14,7 +16,6 @@ instead of a frame folder; its first frame is taken as the onset frame.
 
 import collections
 import dataclasses
-import functools
 import pathlib
 import re
 import warnings
@@ -35,6 +36,19 @@ OTHER_EMOTIONS = {
 EMOTION_ALIASES = {"other": "others", "happy": "happiness", "surprised": "surprise", "disgusted": "disgust"}
 DATASETS = ("casme2", "samm", "smic", "manifest")
 SEARCH_DEPTH = 2
+SMIC_SUBSETS = ("HS", "NIR", "VIS")  # the cameras of SMIC; the paper uses HS
+# Clips per class in the paper (Sec. Experiments, Datasets); SMIC: its HS subset.
+PAPER_COUNTS = {
+    "casme2": {"disgust": 63, "happiness": 32, "repression": 27, "surprise": 25, "others": 99},
+    "samm": {"anger": 57, "contempt": 12, "happiness": 26, "surprise": 15, "others": 26},
+    "smic": {"negative": 70, "positive": 51, "surprise": 43},
+}
+# The clip of the CASME II sheet that the paper's 246 clips (happiness 32) leave out, and the evidence
+# (README, "Sheets, subsets and the paper's clip sets").
+PAPER_LEFT_OUT = {
+    "casme2": {("sub09", "EP02_02f"): "happiness, apex not annotated; the one happiness clip that the MEGC 2019 "
+                                      "composite list and earlier works' 246-clip sets leave out"},
+}
 
 
 @dataclasses.dataclass
@@ -53,6 +67,7 @@ class ClipSpec:
             where not annotated (it is then estimated from motion).
         num_frames: frames in the folder or video.
         source: where the clip came from, for messages ("sheet.xlsx row 14").
+        action_units: the sheet's action-unit cell as text ("4+L10", "12", "?"; "" if none).
     """
 
     dataset: str
@@ -67,6 +82,7 @@ class ClipSpec:
     offset: int
     num_frames: int
     source: str = ""
+    action_units: str = ""
 
     @property
     def name(self):
@@ -80,12 +96,13 @@ class ClipSpec:
 
 @dataclasses.dataclass
 class DropSummary:
-    """Clips left out of a dataset: other emotions (per class, per subject) and problems."""
+    """Clips left out of a dataset: other emotions (per class, per subject), problems, the paper's exclusions."""
 
     by_class: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     by_subject: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     problems: list = dataclasses.field(default_factory=list)
     notes: list = dataclasses.field(default_factory=list)
+    paper_excluded: list = dataclasses.field(default_factory=list)
 
     @property
     def total(self):
@@ -108,19 +125,36 @@ class DropSummary:
 
 @dataclasses.dataclass
 class DatasetSpec:
-    """A dataset's class set, kept clips (`ClipSpec`) and what was left out (`DropSummary`)."""
+    """A dataset's class set, kept clips (`ClipSpec`), what was left out (`DropSummary`) and what was read.
+
+    `info` and `paper` hold lines for the summary: the sheet (and worksheet)
+    or folder read, and how the clips relate to the paper's set.
+    """
 
     name: str
     class_names: tuple
     clips: list
     dropped: DropSummary
+    info: list = dataclasses.field(default_factory=list)
+    paper: list = dataclasses.field(default_factory=list)
 
     def summary(self):
-        """Text: kept clips per class, dropped clips per class and per subject, problems."""
+        """Text: what was read, kept clips per class (against the paper's), dropped clips, problems."""
         kept = collections.Counter(c.emotion for c in self.clips)
         subjects = sorted({c.subject for c in self.clips}, key=_natural_key)
         lines = [f"{self.name}: {len(self.clips)} clips of {len(subjects)} subjects kept"]
+        lines.extend(f"  {line}" for line in self.info)
         lines.append("  kept per class: " + ", ".join(f"{c} {kept[c]}" for c in self.class_names))
+        paper = PAPER_COUNTS.get(self.name)
+        if paper:
+            differ = [f"{c} {kept[c]} here vs {paper[c]}" for c in self.class_names if kept[c] != paper[c]]
+            lines.append(f"  the paper's {sum(paper.values())} clips: "
+                         + ", ".join(f"{c} {paper[c]}" for c in self.class_names)
+                         + ("; differs in " + ", ".join(differ) if differ else "; the same per class"))
+        lines.extend(f"  {line}" for line in self.paper)
+        if self.dropped.paper_excluded:
+            lines.append(f"  left out to match the paper (--paper-clips): {len(self.dropped.paper_excluded)}")
+            lines.extend(f"    {p}" for p in self.dropped.paper_excluded)
         if self.dropped.total:
             by_class = sorted(self.dropped.by_class.items(), key=lambda kv: (-kv[1], kv[0]))
             by_subject = sorted(self.dropped.by_subject.items(), key=lambda kv: _natural_key(kv[0]))
@@ -136,27 +170,47 @@ class DatasetSpec:
         return "\n".join(lines)
 
 
-def read_dataset(name, root, cropped=False):
+def read_dataset(name, root, cropped=False, worksheet=None, paper_clips=False, smic_subset=None):
     """Reads a dataset's clips and labels from its released layout.
 
     Args:
         name: "casme2", "samm", "smic" or "manifest".
-        root: the dataset folder (for "manifest": the CSV file or a folder holding it).
+        root: the dataset folder, or its annotation sheet (the frames are then
+            found beside it; for "manifest": the CSV file or a folder holding it).
+            Where a folder holds several candidate sheets, the first (by name,
+            .xlsx before .csv) is read and the summary lists the others.
         cropped: use the release's cropped-face frames (CASME II `Cropped/`,
             SAMM's and SMIC's `*crop*` folders) instead of the raw ones.
+        worksheet: the workbook's worksheet to read (default: the first with
+            the required columns; the summary names it when there are several).
+        paper_clips: CASME II only: leave out the clip the paper's 246 clips do
+            not hold (`PAPER_LEFT_OUT`).
+        smic_subset: SMIC only: "HS" (default, the paper's), "NIR" or "VIS",
+            chosen by a path component of that name (case-insensitive).
 
     Returns:
         DatasetSpec. Rows that cannot become clips are warned about (naming the
         file and row or folder) and listed in `dropped.problems`.
     """
-    by_name = {"casme2": functools.partial(_read_sheet_dataset, "casme2"),
-               "samm": functools.partial(_read_sheet_dataset, "samm"), "smic": _read_smic, "manifest": _read_manifest}
-    if name not in by_name:
+    if name not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}; choose one of {DATASETS}")
+    if worksheet is not None and name == "smic":
+        raise ValueError(f"A worksheet ({worksheet!r}, --sheet) is named only for datasets with a sheet, not {name}")
+    if paper_clips and name not in PAPER_LEFT_OUT:
+        raise ValueError(f"paper_clips (--paper-clips) applies to {sorted(PAPER_LEFT_OUT)} only, not {name}")
+    if smic_subset is not None and (name != "smic" or smic_subset.upper() not in SMIC_SUBSETS):
+        raise ValueError(f"smic_subset (--smic-subset) must be one of {SMIC_SUBSETS} with the smic dataset, "
+                         f"got {smic_subset!r} for {name}")
     root = pathlib.Path(root)
     if not root.exists():
         raise FileNotFoundError(f"Dataset root not found: {root}")
-    return by_name[name](root, cropped)
+    if name == "smic":
+        if root.is_file():
+            raise ValueError(f"SMIC has no annotation sheet: give its folder as the root, not the file {root}")
+        return _read_smic(root, cropped, (smic_subset or SMIC_SUBSETS[0]).upper())
+    if name == "manifest":
+        return _read_manifest(root, worksheet)
+    return _read_sheet_dataset(name, root, cropped, worksheet, paper_clips)
 
 
 def match_subject(value, folders):
@@ -184,11 +238,19 @@ def _natural_key(text):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(text))]
 
 
-def _find_frames_dir(root, subject_pattern, cropped, what):
+def _path_words(parts):
+    """Lower-case words of path components ("SMIC_all_raw/HS" -> {"smic", "all", "raw", "hs"})."""
+    return {w.lower() for part in parts for w in re.split(r"[^A-Za-z0-9]+", part) if w}
+
+
+def _find_frames_dir(root, subject_pattern, cropped, what, subset=None, subsets=()):
     """The folder (root or up to SEARCH_DEPTH below) whose child folders are subjects.
 
-    With `cropped`, folders with "crop" in their path below root are preferred,
-    else those without (and among them those named "raw").
+    With `subset`, only folders with a path component (or a word of one, from
+    the root's name down) equal to it, case-insensitively (SMIC's "HS"); a tree
+    without any of `subsets` is taken whole. Then, with `cropped`, folders with
+    "crop" in their path below root are preferred, else those without (and
+    among them those named "raw").
     """
     candidates, level = [], [root]
     for depth in range(SEARCH_DEPTH + 1):
@@ -199,6 +261,14 @@ def _find_frames_dir(root, subject_pattern, cropped, what):
             level = sorted((c for f in level for c in f.iterdir() if c.is_dir()), key=lambda p: _natural_key(p.name))
     if not candidates:
         raise FileNotFoundError(f"No {what} folder (with subject folders like {subject_pattern!r}) under {root}")
+    if subset is not None:  # words of the root's own name count too: --root .../HS
+        words = {f: _path_words((root.resolve().name, *f.relative_to(root).parts)) for _, f in candidates}
+        chosen = [(d, f) for d, f in candidates if subset.lower() in words[f]]
+        if not chosen and any(words[f] & {s.lower() for s in subsets} for _, f in candidates):
+            found = ", ".join(str(f.relative_to(root)) for _, f in candidates)
+            raise FileNotFoundError(f"No {subset} folder (a path component named {subset}) with {what} under {root}; "
+                                    f"subject folders were found in: {found}")
+        candidates = chosen or candidates
 
     def rank(item):
         depth, folder = item
@@ -209,13 +279,35 @@ def _find_frames_dir(root, subject_pattern, cropped, what):
 
 
 def _find_sheet(root, patterns, what):
+    """(sheet, info lines): `root` itself if a file, else the first match at the shallowest depth.
+
+    Every match at that depth is a candidate (in `patterns` order, then by
+    name); the info lines say which one is read and list the others.
+    """
+    if root.is_file():
+        return root, [f"annotation sheet: {root.name} (given as the root)"]
     for depth in range(SEARCH_DEPTH + 1):
+        found = []
         for pattern in patterns:
-            found = sorted(p for p in root.glob("/".join(["*"] * depth + [pattern])) if p.is_file())
-            found = [p for p in found if not p.name.startswith(("~$", "."))]
-            if found:
-                return found[0]
+            matches = sorted(p for p in root.glob("/".join(["*"] * depth + [pattern])) if p.is_file())
+            found += [p for p in matches if not p.name.startswith(("~$", ".")) and p not in found]
+        if found:
+            chosen = found[0].relative_to(root)
+            if len(found) == 1:
+                return found[0], [f"annotation sheet: {chosen}"]
+            others = ", ".join(str(p.relative_to(root)) for p in found[1:])
+            return found[0], [f"annotation sheet: {chosen} (chosen of {len(found)} found; the others: {others}; "
+                              "give another as --root to read it)"]
     raise FileNotFoundError(f"No {what} annotation sheet ({' or '.join(patterns)}) under {root}")
+
+
+def _worksheet_info(table):
+    """An info line naming the worksheet read, when the workbook has several."""
+    names = table.attrs.get("worksheets", [])
+    if len(names) < 2:
+        return []
+    listed = ", ".join(repr(n) for n in names)
+    return [f"worksheet: {table.attrs['worksheet']!r} of {listed} (name another with --sheet)"]
 
 
 def _subject_dirs(base):
@@ -237,9 +329,12 @@ def _frame_position(numbers, value, what, source, default):
     return position
 
 
-def _sheet_clips(dataset, sheet_path, frames_dir, class_names, dropped):
-    """Clips of a sheet-annotated dataset (CASME II, SAMM)."""
-    table = sheets.read_sheet(sheet_path, required=("subject", "filename", "onset", "apex", "offset", "emotion"))
+def _sheet_clips(dataset, table, sheet_path, frames_dir, class_names, dropped):
+    """Clips of a sheet-annotated dataset (CASME II, SAMM) from its `sheets.read_sheet` table.
+
+    A row whose onset or offset is not annotated (blank, -1, "/") is a problem:
+    warned about by row and clip, skipped, never filled in from the folder.
+    """
     subjects = _subject_dirs(frames_dir)
     known = set(class_names) | set(OTHER_EMOTIONS[dataset])
     clips = []
@@ -262,16 +357,17 @@ def _sheet_clips(dataset, sheet_path, frames_dir, class_names, dropped):
             continue
         folder, label = subjects[subject] / clip_id, class_names.index(emotion)
         video = None if folder.is_dir() else _clip_video(folder)
-        frame_marks = _frame_marks(row, f"{source} ({subject}/{clip_id})", dropped)
+        frame_marks = _frame_marks(row, f"{source} ({subject}/{clip_id})", dropped, annotated=("onset", "offset"))
         if frame_marks is None:
             continue
         if video is None:
             clip = _folder_clip(dataset, folder, subject, clip_id, label, emotion, frame_marks, source, dropped)
         else:  # a clip video starts at the onset frame
             onset_n, apex_n, offset_n = frame_marks
-            marks = (0, *(None if n is None or onset_n is None else n - onset_n for n in (apex_n, offset_n)))
+            marks = (0, *(None if n is None else n - onset_n for n in (apex_n, offset_n)))
             clip = _video_clip(dataset, video, subject, clip_id, label, emotion, marks, source, dropped)
         if clip is not None:
+            clip.action_units = sheets.cell_text(row.get("action_units"))
             clips.append(clip)
     return clips
 
@@ -313,21 +409,46 @@ SHEET_LAYOUTS = {
 }
 
 
-def _read_sheet_dataset(name, root, cropped):
+def _read_sheet_dataset(name, root, cropped, worksheet=None, paper_clips=False):
     """CASME II or SAMM: an annotation sheet plus one frame folder per clip under subject folders."""
     patterns, subject_pattern, label = SHEET_LAYOUTS[name]
     class_names = CLASS_SETS[name]
-    sheet = _find_sheet(root, patterns, label)
-    frames_dir = _find_frames_dir(root, subject_pattern, cropped, f"{label} frames")
+    sheet, info = _find_sheet(root, patterns, label)
+    table = sheets.read_sheet(sheet, ("subject", "filename", "onset", "apex", "offset", "emotion"), worksheet)
+    frames_dir = _find_frames_dir(root.parent if root.is_file() else root, subject_pattern, cropped, f"{label} frames")
     dropped = DropSummary()
-    clips = _sheet_clips(name, sheet, frames_dir, class_names, dropped)
-    return DatasetSpec(name, class_names, clips, dropped)
+    clips = _sheet_clips(name, table, sheet, frames_dir, class_names, dropped)
+    info += _worksheet_info(table)
+    clips, paper_info = _paper_clip_set(name, clips, paper_clips, dropped)
+    return DatasetSpec(name, class_names, clips, dropped, info, paper_info)
 
 
-def _read_smic(root, cropped):
-    """SMIC-HS: `HS/s1/micro/<class>/<clip>/*.bmp`; classes from folder names, no apex."""
+def _paper_clip_set(name, clips, paper_clips, dropped):
+    """(clips, info lines): where the kept clips differ from the paper's set; with `paper_clips`, made equal."""
+    left_out = PAPER_LEFT_OUT.get(name, {})
+    info = []
+    for (subject, clip_id), why in left_out.items():
+        found = [c for c in clips if (c.subject, c.clip_id) == (subject, clip_id)]
+        if not found:
+            info.append(f"the paper's set leaves out {subject}/{clip_id} ({why}); it is not among the clips read here")
+        elif paper_clips:
+            clips = [c for c in clips if c not in found]
+            dropped.paper_excluded.append(f"{found[0].source} ({subject}/{clip_id}): {why}")
+        else:
+            info.append(f"the paper's set leaves out {subject}/{clip_id} ({why}); it is kept here: "
+                        "--paper-clips leaves it out")
+    return clips, info
+
+
+def _read_smic(root, cropped, subset="HS"):
+    """SMIC: `HS/s1/micro/<class>/<clip>/*.bmp` (or NIR/, VIS/); classes from folder names, no apex.
+
+    The subset's folder is the one with a path component named `subset`, not
+    the first in sort order. Its DatasetSpec is named "smic" for HS, else
+    "smic-nir" / "smic-vis" (so a cache never mixes subsets).
+    """
     class_names = CLASS_SETS["smic"]
-    frames_dir = _find_frames_dir(root, r"s\d+", cropped, "SMIC-HS frames")
+    frames_dir = _find_frames_dir(root, r"s\d+", cropped, f"SMIC-{subset} frames", subset, SMIC_SUBSETS)
     dropped = DropSummary()
     clips = []
     for subject_dir in sorted(_subject_dirs(frames_dir).values(), key=lambda p: _natural_key(p.name)):
@@ -349,18 +470,21 @@ def _read_smic(root, cropped):
                                 emotion, (None, None, None), str(clip_dir), dropped)
             if clip is not None:
                 clips.append(clip)
-    return DatasetSpec("smic", class_names, clips, dropped)
+    name = "smic" if subset == "HS" else f"smic-{subset.lower()}"
+    info = [f"{subset} frames: {frames_dir.relative_to(root)} under {root}"]
+    return DatasetSpec(name, class_names, clips, dropped, info)
 
 
-def _read_manifest(root, cropped):
+def _read_manifest(root, worksheet=None):
     """A CSV manifest: subject, path (clip folder or video, relative to the CSV), label, onset, apex, offset.
 
     Onset/apex/offset are optional: for frame folders they are frame numbers as
     in the file names, for videos 0-based frame indices. Labels are class names
-    (class set = sorted unique names) or integers 0..C-1.
+    (class set = sorted unique names) or integers 0..C-1. An action-units
+    column is kept as text.
     """
-    path = root if root.is_file() else _find_sheet(root, ("manifest.csv", "*.csv"), "manifest")
-    table = sheets.read_sheet(path, required=("subject", "filename", "emotion"))
+    path, info = _find_sheet(root, ("manifest.csv", "*.csv"), "manifest")
+    table = sheets.read_sheet(path, ("subject", "filename", "emotion"), worksheet)
     labels = [sheets.cell_text(v) for v in table["emotion"]]
     if labels and all(re.fullmatch(r"\d+", v) for v in labels if v):
         class_names = tuple(str(i) for i in range(max(int(v) for v in labels if v) + 1))
@@ -386,8 +510,9 @@ def _read_manifest(root, cropped):
         else:
             clip = _folder_clip("manifest", clip_path, subject, clip_id, label, emotion, marks, source, dropped)
         if clip is not None:
+            clip.action_units = sheets.cell_text(row.get("action_units"))
             clips.append(clip)
-    return DatasetSpec("manifest", class_names, clips, dropped)
+    return DatasetSpec("manifest", class_names, clips, dropped, info + _worksheet_info(table))
 
 
 def _video_clip(dataset, path, subject, clip_id, label, emotion, marks, source, dropped):
@@ -416,14 +541,23 @@ def _video_clip(dataset, path, subject, clip_id, label, emotion, marks, source, 
     return ClipSpec(dataset, subject, clip_id, path, None, label, emotion, onset, apex, offset, count, source)
 
 
-def _frame_marks(row, source, dropped):
-    """(onset, apex, offset) frame numbers of a row (None where unannotated); None, a problem, if a cell is not a number."""
+def _frame_marks(row, source, dropped, annotated=()):
+    """(onset, apex, offset) frame numbers of a row (None where unannotated).
+
+    None, a problem, if a cell is not a number or one of the `annotated`
+    columns is not annotated.
+    """
     marks = []
     for column in ("onset", "apex", "offset"):
         try:
             marks.append(sheets.parse_frame_number(row.get(column)))
         except ValueError as error:
             dropped.problem(f"{source}: {column} cell {error}")
+            return None
+        if marks[-1] is None and column in annotated:
+            cell = sheets.cell_text(row.get(column))
+            dropped.problem(f"{source}: {column} cell {cell!r} is not annotated (blank, negative or '/'); "
+                            f"clip skipped, not filled in from the folder's frames")
             return None
     return tuple(marks)
 

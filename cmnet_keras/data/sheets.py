@@ -47,15 +47,30 @@ def canonical_column(name):
     return None
 
 
-def _read_raw(path):
-    """All cells of the file, no header: one DataFrame per worksheet (a CSV has one)."""
+def _read_raw(path, worksheet=None):
+    """All cells of the file, no header: (worksheet names, {worksheet name: DataFrame}).
+
+    A CSV has no worksheet names and one table, keyed None; with `worksheet`,
+    only that worksheet of a workbook is read.
+    """
     suffix = path.suffix.lower()
     if suffix not in (".xlsx", ".xlsm", ".csv", ".txt"):
         raise SheetError(f"Unsupported annotation sheet type {suffix!r}: {path} (use .xlsx or .csv)")
+    if worksheet is not None and suffix not in (".xlsx", ".xlsm"):
+        raise SheetError(f"Annotation sheet {path} is a {suffix} file, not a workbook: it has no worksheet "
+                         f"{worksheet!r} to choose (a worksheet is named only for .xlsx)")
     try:
-        if suffix in (".xlsx", ".xlsm"):
-            return list(pd.read_excel(path, header=None, dtype=object, sheet_name=None).values())
-        return [_read_csv_cells(path)]
+        if suffix not in (".xlsx", ".xlsm"):
+            return [], {None: _read_csv_cells(path)}
+        with pd.ExcelFile(path) as book:
+            names = list(book.sheet_names)
+            if worksheet is not None and worksheet not in names:
+                raise SheetError(f"Annotation workbook {path} has no worksheet {worksheet!r}; its worksheets: "
+                                 + ", ".join(repr(n) for n in names))
+            chosen = names if worksheet is None else [worksheet]
+            return names, pd.read_excel(book, sheet_name=chosen, header=None, dtype=object)
+    except SheetError:
+        raise
     except Exception as error:  # openpyxl/pandas raise many types for a broken file
         raise SheetError(f"Cannot read annotation sheet {path}: {error}") from error
 
@@ -83,41 +98,48 @@ def _find_header(raw, required):
     return best_row, best_found
 
 
-def read_sheet(path, required=("subject", "filename", "emotion")):
+def read_sheet(path, required=("subject", "filename", "emotion"), worksheet=None):
     """Reads an annotation sheet, locating its header row below any preamble.
 
     Args:
         path: `.xlsx` or `.csv` file.
         required: canonical columns that must be present.
+        worksheet: name of the workbook's worksheet to read; default: the
+            first one holding every required column (else the closest).
 
     Returns:
         DataFrame with canonical column names (unrecognised columns keep their
         header text) plus `_row`, the 1-based line of each row in the file.
         Fully empty rows are dropped. Cells are left as read (strings or numbers).
+        `attrs["worksheet"]` is the worksheet read (None for a CSV) and
+        `attrs["worksheets"]` all worksheets of the workbook.
 
     Raises:
-        SheetError: the file is unreadable or a required column is missing
-            (the message names the file and the missing columns).
+        SheetError: the file is unreadable, a required column is missing, or
+            `worksheet` is not in the workbook (the message names the file and
+            the missing columns or the worksheets it has).
     """
     path = pathlib.Path(path)
     if not path.is_file():
         raise SheetError(f"Annotation sheet not found: {path}")
-    candidates = []  # (cells, header row, columns found) per worksheet
-    for raw in _read_raw(path):
+    worksheets, sheets = _read_raw(path, worksheet)
+    candidates = []  # (worksheet, cells, header row, columns found)
+    for name, raw in sheets.items():
         row, found = _find_header(raw, required)
         if row is not None:
-            candidates.append((raw, row, found))
+            candidates.append((name, raw, row, found))
             if set(required) <= found:
                 break
     if not candidates:
-        raise SheetError(f"Annotation sheet {path} is empty")
-    raw, best_row, best_found = max(candidates, key=lambda c: len(c[2] & set(required)))
+        raise SheetError(f"Annotation sheet {path} is empty" + (f" (worksheet {worksheet!r})" if worksheet else ""))
+    chosen, raw, best_row, best_found = max(candidates, key=lambda c: len(c[3] & set(required)))
     missing = [c for c in required if c not in best_found]
     if missing:
         expected = {c: COLUMN_ALIASES[c][0] for c in missing}
         raise SheetError(
             f"Annotation sheet {path} lacks required column(s) {missing} "
-            f"(accepted spellings e.g. {expected}); searched the first {HEADER_SEARCH_ROWS} rows for a header"
+            f"(accepted spellings e.g. {expected}); searched the first {HEADER_SEARCH_ROWS} rows "
+            + (f"of worksheet {chosen!r} " if chosen is not None else "") + "for a header"
         )
     header = [str(v).strip() if not _is_blank(v) else f"column{i}" for i, v in enumerate(raw.iloc[best_row])]
     names, seen = [], set()
@@ -130,7 +152,9 @@ def read_sheet(path, required=("subject", "filename", "emotion")):
     table.columns = names
     table[ROW_COLUMN] = [i + 1 for i in range(best_row + 1, len(raw))]
     blank = table.drop(columns=[ROW_COLUMN]).apply(lambda col: col.map(_is_blank)).all(axis=1)
-    return table[~blank].reset_index(drop=True)
+    table = table[~blank].reset_index(drop=True)
+    table.attrs = {"worksheet": chosen, "worksheets": worksheets}
+    return table
 
 
 def _is_blank(value):
