@@ -272,7 +272,7 @@ def test_bad_times_name_the_option_and_the_video(keras_model, pyfeat_data, tmp_p
     assert all(word in error for word in words), error
 
 
-def test_seconds_in_a_frame_folder_need_fps(pyfeat_data, tmp_path, capsys):
+def test_frame_folder_timeline_and_seconds(predictor, pyfeat_data, face_model, tmp_path, capsys):
     folder = tmp_path / "frames"
     folder.mkdir()
     for number, frame in enumerate(cv2_frames(pyfeat_data / "single_face.mp4")[:20]):
@@ -281,6 +281,11 @@ def test_seconds_in_a_frame_folder_need_fps(pyfeat_data, tmp_path, capsys):
     assert "--onset 0.2s: seconds need a frame rate" in capsys.readouterr().err
     source = inference.open_source(folder, fps=50)
     assert inference.select_range(source, "0.2s", "0.3s") == (10, 15)
+    # No frame rate: frames only, no seconds; (20 - 10) // 5 + 1 = 3 windows.
+    rows = inference.predict_timeline(folder, predictor, tmp_path / "out", "10", "5", face_model=face_model)
+    assert [(r["start_frame"], r["end_frame"], r["start_s"], r["end_s"]) for r in rows] == [
+        (0, 9, None, None), (5, 14, None, None), (10, 19, None, None)]
+    assert_png(tmp_path / "out" / "timeline.png")
 
 
 def test_option_combinations_are_usage_errors(pyfeat_data):
