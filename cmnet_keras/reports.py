@@ -204,3 +204,82 @@ def plot_training_curves(history, path, title=""):
     fig.suptitle(title)
     fig.tight_layout()
     _save(fig, path)
+
+
+def plot_clip_intensity(intensity, path, title="", apex=None):
+    """The intensity curve k of one predicted clip over its timeline frames."""
+    frames = np.arange(1, len(intensity) + 1)
+    fig = Figure(figsize=(6, 3.2))
+    ax = fig.subplots()
+    ax.plot(frames, intensity, "o-", color="tab:red", label="intensity k")
+    if apex is not None:
+        ax.axvline(apex + 1, color="tab:blue", lw=0.8, ls=":", label="apex (motion estimate)")
+    ax.set_xticks(frames)
+    ax.set_xlabel("frame (timeline)")
+    ax.set_ylabel("intensity k")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def confident_windows(rows, count=3):
+    """The `count` most confident windows with a face that do not overlap a more confident one."""
+    chosen = []
+    for row in sorted((r for r in rows if r.get("confidence") is not None), key=lambda r: -r["confidence"]):
+        if all(row["end_frame"] < c["start_frame"] or row["start_frame"] > c["end_frame"] for c in chosen):
+            chosen.append(row)
+    return chosen[:count]
+
+
+def plot_timeline(rows, class_names, path, title="", seconds=True, marked=3):
+    """Class probabilities (top) and peak intensity k (bottom) of sliding windows over time.
+
+    Each window is drawn at its centre (seconds, or frames when `seconds` is
+    False). A window without a face is a grey band reaching halfway to its
+    neighbours' centres, with a grey x at 0 and no points; the `marked` most
+    confident non-overlapping windows are shaded over their frames in their
+    class's colour and labelled with class, probability and frames.
+
+    Args:
+        rows: `cmnet_keras.inference.timeline_row` dicts (no "confidence" without a face).
+        class_names: names of the probability columns.
+        path: the PNG to write.
+    """
+    def span(row):
+        return (row["start_s"], row["end_s"]) if seconds else (row["start_frame"], row["end_frame"] + 1)
+
+    def values(key):
+        return np.array([np.nan if r.get(key) is None else r[key] for r in rows], float)
+
+    centres = np.array([sum(span(r)) / 2 for r in rows])
+    bounds = np.concatenate([[span(rows[0])[0]], (centres[1:] + centres[:-1]) / 2, [span(rows[-1])[1]]])
+    no_face = np.array([r.get("confidence") is None for r in rows])
+    colours = {name: f"C{k}" for k, name in enumerate(class_names)}
+    fig = Figure(figsize=(10, 5.5))
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
+    for k in np.flatnonzero(no_face):
+        for ax in (top, bottom):
+            ax.axvspan(bounds[k], bounds[k + 1], color="0.88", lw=0, zorder=0)
+    if no_face.any():
+        top.plot(centres[no_face], np.zeros(no_face.sum()), "x", color="0.5", label="no face")
+    for name in class_names:
+        top.plot(centres, values(f"prob_{name}"), "o-", ms=3, color=colours[name], label=name)
+    chosen = sorted(confident_windows(rows, marked), key=lambda r: r["start_frame"])
+    for number, row in enumerate(chosen):
+        start, end = span(row)
+        for ax in (top, bottom):
+            ax.axvspan(start, end, color=colours[row["class"]], alpha=0.15, lw=0)
+        top.annotate(f"{row['class']} {row['confidence']:.2f}\nframes {row['start_frame']}-{row['end_frame']}",
+                     ((start + end) / 2, row["confidence"]), xytext=(0, 4 + 22 * (number % 2)),
+                     textcoords="offset points", ha="center", fontsize=7)
+    top.set_ylim(0, 1.35)
+    top.set_yticks(np.linspace(0, 1, 6))
+    top.set_ylabel("probability")
+    top.set_title(title, fontsize=9)
+    top.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    bottom.plot(centres, values("intensity_peak"), "o-", ms=3, color="tab:red")
+    bottom.set_ylabel("peak intensity k")
+    bottom.set_xlabel("window centre (s)" if seconds else "window centre (frame)")
+    fig.tight_layout()
+    _save(fig, path)

@@ -83,31 +83,66 @@ def video_frame_count(path):
     return count
 
 
-def read_video(path, indices=None):
-    """Reads a video as RGB uint8 [T, H, W, 3]: every frame, or the 0-based `indices`."""
+def video_fps(path):
+    """The frame rate a video declares (frames per second), or None when it declares none."""
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise FrameReadError(f"Unreadable video: {path}")
-    wanted = None if indices is None else sorted(set(int(i) for i in indices))
-    frames = {}
-    position = 0
-    last = None if wanted is None else wanted[-1]
-    while last is None or position <= last:
-        if not capture.grab():
-            break
-        if wanted is None or position in wanted:
-            ok, frame = capture.retrieve()
-            if not ok:
-                raise FrameReadError(f"Corrupt frame {position} in video: {path}")
-            frames[position] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-        position += 1
+    fps = capture.get(cv2.CAP_PROP_FPS)
     capture.release()
+    return float(fps) if np.isfinite(fps) and fps > 0 else None
+
+
+def iter_video(path, stop=None):
+    """Yields (position, load) for the frames of a video in order, the first `stop` at most.
+
+    Frames are only grabbed; `load()` decodes frame `position` as RGB uint8
+    [H, W, 3], and must be called before the next frame is taken.
+    """
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise FrameReadError(f"Unreadable video: {path}")
+    try:
+        position = 0
+        while (stop is None or position < stop) and capture.grab():
+
+            def load(position=position):
+                ok, frame = capture.retrieve()
+                if not ok:
+                    raise FrameReadError(f"Corrupt frame {position} in video: {path}")
+                return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+            yield position, load
+            position += 1
+    finally:
+        capture.release()
+
+
+def iter_clip(path, stop=None):
+    """`iter_video` for a video file or a frame folder (frames in frame-number order)."""
+    if is_video(path):
+        yield from iter_video(path, stop)
+        return
+    for position, file in enumerate(list_frame_files(path)[:stop]):
+        yield position, lambda file=file: read_image(file)
+
+
+def read_video(path, indices=None):
+    """Reads a video as RGB uint8 [T, H, W, 3]: every frame, or the 0-based `indices`."""
+    wanted = None if indices is None else set(int(i) for i in indices)
+    stop = None if wanted is None else max(wanted, default=-1) + 1
+    frames = {}
+    count = 0
+    for position, load in iter_video(path, stop):
+        count = position + 1
+        if wanted is None or position in wanted:
+            frames[position] = load()
     if not frames:
         raise FrameReadError(f"No decodable frames in video: {path}")
     order = sorted(frames) if indices is None else [int(i) for i in indices]
     missing = [i for i in order if i not in frames]
     if missing:
-        raise FrameReadError(f"Video {path} has {position} frames; missing frames {missing[:5]}")
+        raise FrameReadError(f"Video {path} has {count} frames; missing frames {missing[:5]}")
     return np.stack([frames[i] for i in order])
 
 
