@@ -28,6 +28,9 @@ def build_parser():
     parser.add_argument("--root", required=True, help="dataset folder (manifest: the CSV or its folder)")
     parser.add_argument("--out", required=True, help="cache folder to write")
     parser.add_argument("--cropped", action="store_true", help="use the release's cropped faces: no face alignment")
+    parser.add_argument("--all-emotions", action="store_true",
+                        help="also keep the emotions the paper drops (CASME II sadness, fear; SAMM disgust, fear, "
+                             "sadness): needed for the MEGC 2019 composite (train --composite megc2019)")
     parser.add_argument("--size", type=int, default=224, help="output side in pixels (default 224)")
     parser.add_argument("--frames", type=int, default=16, help="frames per clip N (default 16)")
     parser.add_argument("--temporal", default="uniform", choices=("uniform", "apex"),
@@ -49,7 +52,7 @@ def main(argv=None):
     if args.limit is not None and args.limit < 1:
         parser.error(f"--limit must be >= 1, got {args.limit}")
     try:
-        spec = readers.read_dataset(args.dataset, args.root, cropped=args.cropped)
+        spec = readers.read_dataset(args.dataset, args.root, cropped=args.cropped, all_emotions=args.all_emotions)
         print(spec.summary(), flush=True)
         if not spec.clips:
             raise ValueError(f"no usable clips in {args.root}")

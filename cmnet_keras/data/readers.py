@@ -136,7 +136,12 @@ class DatasetSpec:
         return "\n".join(lines)
 
 
-def read_dataset(name, root, cropped=False):
+def class_set(name, all_emotions=False):
+    """The classes a reader keeps: the paper's (`CLASS_SETS`), plus `OTHER_EMOTIONS` after them with `all_emotions`."""
+    return CLASS_SETS[name] + (OTHER_EMOTIONS[name] if all_emotions else ())
+
+
+def read_dataset(name, root, cropped=False, all_emotions=False):
     """Reads a dataset's clips and labels from its released layout.
 
     Args:
@@ -144,13 +149,16 @@ def read_dataset(name, root, cropped=False):
         root: the dataset folder (for "manifest": the CSV file or a folder holding it).
         cropped: use the release's cropped-face frames (CASME II `Cropped/`,
             SAMM's and SMIC's `*crop*` folders) instead of the raw ones.
+        all_emotions: also keep the emotions the paper drops (`class_set`), e.g.
+            SAMM's disgust, fear and sadness, which the MEGC 2019 composite counts as negative.
 
     Returns:
         DatasetSpec. Rows that cannot become clips are warned about (naming the
         file and row or folder) and listed in `dropped.problems`.
     """
-    by_name = {"casme2": functools.partial(_read_sheet_dataset, "casme2"),
-               "samm": functools.partial(_read_sheet_dataset, "samm"), "smic": _read_smic, "manifest": _read_manifest}
+    by_name = {"casme2": functools.partial(_read_sheet_dataset, "casme2", all_emotions=all_emotions),
+               "samm": functools.partial(_read_sheet_dataset, "samm", all_emotions=all_emotions),
+               "smic": _read_smic, "manifest": _read_manifest}
     if name not in by_name:
         raise ValueError(f"Unknown dataset {name!r}; choose one of {DATASETS}")
     root = pathlib.Path(root)
@@ -313,10 +321,10 @@ SHEET_LAYOUTS = {
 }
 
 
-def _read_sheet_dataset(name, root, cropped):
+def _read_sheet_dataset(name, root, cropped, all_emotions=False):
     """CASME II or SAMM: an annotation sheet plus one frame folder per clip under subject folders."""
     patterns, subject_pattern, label = SHEET_LAYOUTS[name]
-    class_names = CLASS_SETS[name]
+    class_names = class_set(name, all_emotions)
     sheet = _find_sheet(root, patterns, label)
     frames_dir = _find_frames_dir(root, subject_pattern, cropped, f"{label} frames")
     dropped = DropSummary()
