@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from cmnet_keras import metrics, preprocess, reports, train
+from cmnet_keras import ablation, metrics, preprocess, reports, train
 from cmnet_keras.data import cache, composite
 from cmnet_keras.data.folds import loso_folds
 from cmnet_keras.training import loso
@@ -255,3 +255,35 @@ def test_cross_dataset_run_tests_on_the_test_dataset_only(small_caches, tmp_path
     folds = list(loso_folds(cache_dir, batch_size=2, subjects=["samm"], validation_subjects=1, hold_out="dataset"))
     assert set(folds[0].validation_index["dataset"]) <= {"casme2", "smic"}
     assert set(folds[0].test_index["dataset"]) == {"samm"}
+
+
+@pytest.mark.parametrize("command", [train, ablation])
+def test_commands_stop_naming_the_missing_dataset(command, small_caches, tmp_path, capsys):
+    extra = ["--table", "sampler"] if command is ablation else []
+    with pytest.raises(SystemExit) as stop:
+        command.main([*extra, "--cache", str(small_caches["casme2"]), str(small_caches["samm"]), "--preset", "tiny",
+                      "--out", str(tmp_path / "run")])
+    assert stop.value.code == 2
+    assert "none given for ['smic']" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_cross_dataset_options_are_checked(small_caches, tmp_path, capsys):
+    for wrong in (["--test-cache", str(small_caches["samm"])],
+                  ["--train-cache", str(small_caches["casme2"]), "--test-cache", str(small_caches["samm"]),
+                   "--folds", "0"],
+                  ["--train-cache", str(small_caches["samm"]), "--test-cache", str(small_caches["samm"])]):
+        with pytest.raises(SystemExit) as stop:
+            train.main([*wrong, "--preset", "tiny", "--out", str(tmp_path / "run")])
+        assert stop.value.code == 2
+    errors = capsys.readouterr().err
+    assert "--train-cache DIR" in errors and "one fold" in errors and "both of dataset 'samm'" in errors
+
+
+def test_tuner_builds_the_composite_of_its_caches(small_caches, tmp_path, capsys):
+    pytest.importorskip("keras_tuner")
+    from tuning import grid
+
+    caches = [str(small_caches["casme2"]), str(small_caches["samm"])]
+    assert grid.main(["--cache", *caches, "--preset", "tiny", "--out", str(tmp_path / "search")]) == 1
+    assert "none given for ['smic']" in capsys.readouterr().err
