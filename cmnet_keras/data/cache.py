@@ -205,15 +205,14 @@ def read_meta(cache_dir):
     return meta
 
 
-def write_index(cache_dir, records, extra_columns=()):
-    """Writes index.csv atomically from index rows (dicts with INDEX_COLUMNS, and `extra_columns` after them)."""
-    table = pd.DataFrame(list(records), columns=[*INDEX_COLUMNS, *extra_columns])
+def write_index(cache_dir, records):
+    """Writes index.csv atomically from index rows (dicts with INDEX_COLUMNS)."""
+    table = pd.DataFrame(list(records), columns=list(INDEX_COLUMNS))
     files.atomic_write(pathlib.Path(cache_dir) / INDEX_FILE, lambda handle: table.to_csv(handle, index=False))
 
 
 def read_index(cache_dir):
-    """index.csv as a DataFrame (ids as strings, so `006` stays `006`; other columns, e.g. a composite's
-    `dataset`, as read)."""
+    """index.csv as a DataFrame (ids as strings, so `006` stays `006`)."""
     path = pathlib.Path(cache_dir) / INDEX_FILE
     if not path.is_file():
         raise FileNotFoundError(f"No {INDEX_FILE} in {cache_dir}: not a preprocessed cache (run cmnet_keras.preprocess)")

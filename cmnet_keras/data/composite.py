@@ -196,7 +196,8 @@ def build_composite(cache_dirs, out, name="megc2019", clips="challenge", dataset
         raise files.OutputError.writing(out, error) from error
     for dataset in metas:
         _link(out, dataset, caches[dataset])
-    cache.write_index(out, records, extra_columns=("dataset",))
+    index = pd.DataFrame(records)  # the sources' index columns, then `dataset`
+    files.atomic_write(out / cache.INDEX_FILE, lambda handle: index.to_csv(handle, index=False))
     image_size, num_frames = next(iter(shapes.values()))
     cache.prepare_cache(out, {
         "dataset": name, "class_names": list(CLASS_NAMES), "image_size": image_size, "num_frames": num_frames,
