@@ -43,6 +43,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11",
     packages=find_packages(include=["cmnet_keras", "cmnet_keras.*", "tuning", "tuning.*"]),
+    package_data={"cmnet_keras.data": ["megc2019_composite.csv"]},  # the MEGC 2019 clip list (its header says whence)
     install_requires=[
         "keras>=3.15,<4",
         "numpy>=2.0,<3",

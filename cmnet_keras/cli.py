@@ -8,6 +8,8 @@ from pathlib import Path
 from cmnet_keras import distribute
 from cmnet_keras.config import PRESETS, SAMPLERS, get_config
 
+COMPOSITE_DIR = "composite"  # the composite cache of a run, in its --out folder
+
 
 def add_ffe_weights_argument(parser):
     """Adds `--ffe-weights` (the `ffe_weights` config field) to an `argparse.ArgumentParser`."""
@@ -19,7 +21,10 @@ def add_ffe_weights_argument(parser):
 
 def add_training_arguments(parser):
     """Adds the options of one LOSO run to an `argparse.ArgumentParser`."""
-    parser.add_argument("--cache", help="preprocessed cache folder (default: the embedded dataset)")
+    parser.add_argument("--cache", nargs="+", metavar="DIR",
+                        help="preprocessed cache folder (default: the embedded dataset); several: their composite "
+                             "(--composite), LOSO over the subjects of all")
+    add_composite_arguments(parser)
     parser.add_argument("--data-dir", default="data", help="where the embedded dataset and its cache live")
     parser.add_argument("--preset", default="demo", choices=sorted(PRESETS), help="model size preset")
     parser.add_argument("--epochs", type=int, help="epochs per fold (default: the preset's)")
@@ -45,6 +50,28 @@ def add_training_arguments(parser):
     return parser
 
 
+def add_composite_arguments(parser):
+    """Adds the options of a composite of several caches (`cmnet_keras.data.composite`)."""
+    from cmnet_keras.data.composite import CLIP_SETS, COMPOSITES
+
+    parser.add_argument("--composite", choices=COMPOSITES,
+                        help="megc2019: the MEGC 2019 composite (CASME II + SAMM + SMIC-HS, 3 classes) of the "
+                             "--cache folders; the default with several caches")
+    parser.add_argument("--composite-clips", default="challenge", choices=CLIP_SETS,
+                        help="challenge: the challenge's 442 clips (default); table: the published list's 441 rows "
+                             "(without SAMM 032_3_1)")
+    parser.add_argument("--allow-missing-datasets", action="store_true",
+                        help="run a composite on the datasets whose caches are given (default: stop, naming the rest)")
+
+
+def add_cross_dataset_arguments(parser):
+    """Adds `--train-cache` and `--test-cache` (a cross-dataset run) to an `argparse.ArgumentParser`."""
+    parser.add_argument("--train-cache", nargs="+", metavar="DIR",
+                        help="cross-dataset: caches to train on (with --test-cache; instead of --cache)")
+    parser.add_argument("--test-cache", metavar="DIR",
+                        help="cross-dataset: the cache to test on; all its subjects are held out (one fold)")
+
+
 def config_from_args(args):
     """CMNetConfig from the preset plus the given overrides (also checks `--seeds`)."""
     if args.seeds:
@@ -61,27 +88,71 @@ def config_from_args(args):
     return get_config(args.preset, **overrides)
 
 
+def _cross_dataset(args):
+    return getattr(args, "test_cache", None) is not None
+
+
+def check_caches(option, caches):
+    """Raises FileNotFoundError naming `option` and the first of `caches` without an index.csv."""
+    for folder in caches:
+        if not Path(folder, "index.csv").is_file():
+            raise FileNotFoundError(f"{option} {folder}: no index.csv; run cmnet_keras.preprocess first")
+
+
+def composite_cache(args, caches, out, datasets=None):
+    """Builds the composite of `caches` (options of `add_composite_arguments`) in `<out>/composite`; its folder.
+
+    Args:
+        datasets: the composite's datasets (default: all of `--composite`'s, those without a cache named).
+    """
+    from cmnet_keras.data import composite
+
+    folder = Path(out) / COMPOSITE_DIR
+    composite.build_composite(caches, folder, name=args.composite or composite.COMPOSITES[0],
+                              clips=args.composite_clips, datasets=datasets or composite.DATASETS,
+                              allow_missing=args.allow_missing_datasets)
+    return folder
+
+
 def resolve_cache(args, config):
-    """--cache, else the embedded dataset (generated and preprocessed on first use)."""
+    """The cache of a run: --cache (one cache, or the composite of several or of --composite), the composite
+    of --train-cache and --test-cache, else the embedded dataset (generated and preprocessed on first use)."""
+    if _cross_dataset(args) or getattr(args, "train_cache", None):
+        if args.cache or not args.train_cache or not args.test_cache:
+            raise ValueError("a cross-dataset run takes --train-cache DIR [DIR ...] and --test-cache DIR, not --cache")
+        if args.folds is not None:
+            raise ValueError("--folds: a cross-dataset run has one fold (the test dataset)")
+        caches = [*args.train_cache, args.test_cache]
+        check_caches("--train-cache/--test-cache", caches)
+        from cmnet_keras.data.composite import find_caches
+
+        return composite_cache(args, caches, args.out, datasets=list(find_caches(caches)))
     if args.cache:
-        if not Path(args.cache, "index.csv").is_file():
-            raise FileNotFoundError(f"--cache {args.cache}: no index.csv; run cmnet_keras.preprocess first")
-        return Path(args.cache)
+        check_caches("--cache", args.cache)
+        if len(args.cache) > 1 or args.composite:
+            return composite_cache(args, args.cache, args.out)
+        return Path(args.cache[0])
+    if args.composite:
+        raise ValueError(f"--composite {args.composite} needs the datasets' caches (--cache DIR DIR DIR)")
     from cmnet_keras.data.embedded import ensure_embedded_cache
 
     return ensure_embedded_cache(config.image_size, config.num_frames, args.data_dir)
 
 
 def run_options(args, cache):
-    """The keyword arguments of `training.run_loso` given by parsed options."""
-    from cmnet_keras.data.cache import read_index
+    """The keyword arguments of `training.run_loso` given by parsed options (a cross-dataset run holds out
+    the dataset of `--test-cache`)."""
+    from cmnet_keras.data.cache import read_index, read_meta
     from cmnet_keras.data.folds import fold_subjects
     from cmnet_keras.training.loso import parse_folds
 
-    return {"folds": parse_folds(args.folds, len(fold_subjects(read_index(cache)))),
-            "validation_subjects": args.validation_subjects, "strategy": args.strategy,
-            "mixed_precision": args.mixed_precision, "verbose": args.verbose,
-            "checkpoint_every": args.checkpoint_every}
+    options = {"validation_subjects": args.validation_subjects, "strategy": args.strategy,
+               "mixed_precision": args.mixed_precision, "verbose": args.verbose,
+               "checkpoint_every": args.checkpoint_every}
+    if _cross_dataset(args):
+        datasets = fold_subjects(read_index(cache), "dataset")
+        return {**options, "hold_out": "dataset", "folds": [datasets.index(read_meta(args.test_cache)["dataset"])]}
+    return {**options, "folds": parse_folds(args.folds, len(fold_subjects(read_index(cache))))}
 
 
 def prepare_run(parser, args, config):

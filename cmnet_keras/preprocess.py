@@ -36,6 +36,9 @@ def build_parser():
                         help="smic: the camera subset, found by a path component of that name (default HS)")
     parser.add_argument("--out", required=True, help="cache folder to write")
     parser.add_argument("--cropped", action="store_true", help="use the release's cropped faces: no face alignment")
+    parser.add_argument("--all-emotions", action="store_true",
+                        help="also keep the emotions the paper drops (CASME II sadness, fear; SAMM disgust, fear, "
+                             "sadness): needed for the MEGC 2019 composite (train --composite megc2019)")
     parser.add_argument("--size", type=int, default=224, help="output side in pixels (default 224)")
     parser.add_argument("--frames", type=int, default=16, help="frames per clip N (default 16)")
     parser.add_argument("--temporal", default="uniform", choices=("uniform", "apex"),
@@ -58,7 +61,8 @@ def main(argv=None):
         parser.error(f"--limit must be >= 1, got {args.limit}")
     try:
         spec = readers.read_dataset(args.dataset, args.root, cropped=args.cropped, worksheet=args.sheet,
-                                    paper_clips=args.paper_clips, smic_subset=args.smic_subset)
+                                    paper_clips=args.paper_clips, smic_subset=args.smic_subset,
+                                    all_emotions=args.all_emotions)
         print(spec.summary(), flush=True)
         if not spec.clips:
             raise ValueError(f"no usable clips in {args.root}")

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from cmnet_keras import files, metrics
+from cmnet_keras.data.composite import format_summary as format_composite
 from cmnet_keras.files import write_csv, write_json
 
 RESULT_FILE = "result.json"
@@ -62,12 +63,32 @@ def load_fold_results(run_dir):
     return sorted((json.loads(p.read_text()) for p in paths), key=lambda r: r["fold"])
 
 
+def _label_pairs(fold_results, dataset=None):
+    """(labels, predictions) per fold, of the clips of `dataset` only if given (folds without any left out)."""
+    pairs = []
+    for result in fold_results:
+        clips = [c for c in result["predictions"] if dataset is None or c.get("dataset") == dataset]
+        if clips:
+            pairs.append(([c["label"] for c in clips], [c["pred"] for c in clips]))
+    return pairs
+
+
 def summarize(fold_results, num_classes):
-    """Both protocols and the tendency over the given fold results (see `cmnet_keras.metrics`)."""
-    pairs = [([c["label"] for c in r["predictions"]], [c["pred"] for c in r["predictions"]]) for r in fold_results]
+    """Both protocols and the tendency over the given fold results (see `cmnet_keras.metrics`).
+
+    Clips of a composite (with a `dataset`) are also scored per dataset in
+    `per_dataset`: {dataset: {"paper", "pooled"}}, as the MEGC 2019 challenge reports them.
+    """
+    pairs = _label_pairs(fold_results)
     clips = [c for r in fold_results for c in r["predictions"] if "rho" in c]
-    return {"paper": metrics.paper_protocol(pairs, num_classes), "pooled": metrics.pooled_protocol(pairs),
-            "tendency": metrics.tendency_summary(clips)}
+    scores = {"paper": metrics.paper_protocol(pairs, num_classes), "pooled": metrics.pooled_protocol(pairs),
+              "tendency": metrics.tendency_summary(clips)}
+    datasets = sorted({c["dataset"] for r in fold_results for c in r["predictions"] if "dataset" in c})
+    if datasets:
+        scores["per_dataset"] = {
+            d: {"paper": metrics.paper_protocol(_label_pairs(fold_results, d), num_classes),
+                "pooled": metrics.pooled_protocol(_label_pairs(fold_results, d))} for d in datasets}
+    return scores
 
 
 def write_summary(out_dir, fold_results, class_names, all_subjects, notes=None):
@@ -107,6 +128,8 @@ def write_summary(out_dir, fold_results, class_names, all_subjects, notes=None):
     write_csv(out_dir / "folds.csv", results["folds"], fold_fields)
     rows = [{"protocol": p, "metric": m, "value": v} for p in ("paper", "pooled", "tendency")
             for m, v in scores[p].items()]
+    rows += [{"protocol": f"{p}/{d}", "metric": m, "value": v} for d, by in scores.get("per_dataset", {}).items()
+             for p in ("pooled", "paper") for m, v in by[p].items()]
     write_csv(out_dir / "results.csv", rows, ["protocol", "metric", "value"])
     write_csv(out_dir / "predictions.csv", _prediction_rows(clips, class_names), _prediction_fields(class_names))
     plot_confusion_matrix(matrix, class_names, out_dir / "confusion_matrix.png",
@@ -116,14 +139,21 @@ def write_summary(out_dir, fold_results, class_names, all_subjects, notes=None):
 
 
 def format_summary(results):
-    """One line per protocol (in percent) and one for the tendency of k."""
+    """One line per protocol (in percent), one per dataset of a composite (after its summary: the list's
+    clips and subjects not found), and one for the tendency of k."""
     paper, pooled, tendency = results["paper"], results["pooled"], results["tendency"]
     f1_all = f" / F1 over all classes {100 * paper['f1_all']:.2f}" if "f1_all" in paper else ""
-    return (
+    per_dataset = "".join(
+        f"  {d} ({by['pooled']['n']} clips): UF1 {100 * by['pooled']['uf1']:.2f} / UAR {100 * by['pooled']['uar']:.2f}"
+        f" / Acc {100 * by['pooled']['accuracy']:.2f}; paper protocol ({by['paper']['num_folds']} folds) Acc "
+        f"{100 * by['paper']['accuracy']:.2f} / F1 {100 * by['paper']['f1']:.2f}\n"
+        for d, by in results.get("per_dataset", {}).items())
+    composite = f"{format_composite(results['composite'])}\n" if "composite" in results else ""
+    return composite + (
         f"paper protocol ({paper['num_folds']} folds): Acc {100 * paper['accuracy']:.2f} / "
         f"F1 {100 * paper['f1']:.2f} (classes present){f1_all}\n"
         f"pooled protocol ({pooled['n']} clips): Acc {100 * pooled['accuracy']:.2f} / "
-        f"UF1 {100 * pooled['uf1']:.2f} / UAR {100 * pooled['uar']:.2f}\n"
+        f"UF1 {100 * pooled['uf1']:.2f} / UAR {100 * pooled['uar']:.2f}\n{per_dataset}"
         f"tendency of k ({tendency['n']} clips): Spearman rho {tendency['rho']:.3f} "
         f"({tendency['rho_undefined']} clips with constant k), rank-sum |Z| {tendency['abs_z']:.2f}"
     )

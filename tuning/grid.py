@@ -67,14 +67,17 @@ from tuning.search import OBJECTIVE, OBJECTIVES, check_tensorboard, is_worker, r
 
 
 def _parse_args(argv):
-    from cmnet_keras.cli import add_ffe_weights_argument
+    from cmnet_keras.cli import add_composite_arguments, add_ffe_weights_argument
     from cmnet_keras.config import PRESETS
 
     parser = argparse.ArgumentParser(prog="python -m tuning.grid", description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--cache", help="preprocessed clip cache (cmnet_keras.preprocess)")
+    source.add_argument("--cache", nargs="+", metavar="DIR",
+                        help="preprocessed clip cache (cmnet_keras.preprocess); several: their composite "
+                             "(--composite, built in <out>/composite)")
     source.add_argument("--embedded", action="store_true",
                         help="the embedded real-face dataset (generated and preprocessed on first use)")
+    add_composite_arguments(parser)
     parser.add_argument("--data-dir", default="data", help="where the embedded dataset and its cache live")
     parser.add_argument("--preset", default="demo", choices=sorted(PRESETS), help="model size preset")
     parser.add_argument("--epochs", type=int, help="epochs per fold (default: the preset's)")
@@ -115,6 +118,7 @@ def main(argv=None):
     args = _parse_args(argv)
     try:
         check_tensorboard()
+        from cmnet_keras.cli import check_caches, composite_cache
         from cmnet_keras.config import get_config
         from cmnet_keras.data.cache import cache_fingerprint
         from cmnet_keras.data.embedded import ensure_embedded_cache
@@ -125,9 +129,9 @@ def main(argv=None):
             overrides["epochs"] = args.epochs
         config = get_config(args.preset, **overrides)
         if args.cache:
-            cache_dir = pathlib.Path(args.cache)
-            if not (cache_dir / "index.csv").is_file():
-                raise FileNotFoundError(f"--cache {cache_dir}: no index.csv; run cmnet_keras.preprocess first")
+            check_caches("--cache", args.cache)
+            several = len(args.cache) > 1 or args.composite
+            cache_dir = composite_cache(args, args.cache, args.out) if several else pathlib.Path(args.cache[0])
         else:
             cache_dir = ensure_embedded_cache(config.image_size, config.num_frames, args.data_dir, seed=args.seed)
         config = config_for_cache(config, cache_dir)

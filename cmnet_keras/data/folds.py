@@ -7,9 +7,13 @@ import numpy as np
 import pandas as pd
 
 
+HOLD_OUT = ("subject", "dataset")
+
+
 @dataclasses.dataclass
 class LOSOFold:
-    """One LOSO fold: every clip of `subject` is held out for testing.
+    """One LOSO fold: every clip of `subject` is held out for testing (with `hold_out="dataset"`,
+    `subject` is a dataset of a composite cache, all of whose subjects are held out).
 
     `CMNet.fit(fold)` trains on `train` (validating on `validation`, drawn from
     training subjects only, or None); `CMNet.evaluate(fold)` tests on `test`.
@@ -28,12 +32,18 @@ def _natural_key(subject):
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(subject))]
 
 
-def fold_subjects(index):
-    """The LOSO fold order: unique subjects of a cache index, sorted naturally.
+def fold_subjects(index, hold_out="subject"):
+    """The fold order: unique values of the `hold_out` column of a cache index, sorted naturally.
 
     Fold i of `loso_folds` holds out `fold_subjects(index)[i]` ("sub2" before "sub10").
+    `hold_out="dataset"` needs a composite's index (`cmnet_keras.data.composite`).
     """
-    return sorted({str(s) for s in index["subject"]}, key=_natural_key)
+    if hold_out not in HOLD_OUT:
+        raise ValueError(f"hold_out must be one of {HOLD_OUT}, got {hold_out!r}")
+    if hold_out not in index.columns:
+        raise ValueError(f"hold_out={hold_out!r} needs a {hold_out!r} column in the cache index (a composite cache); "
+                         f"it has {list(index.columns)}")
+    return sorted({str(s) for s in index[hold_out]}, key=_natural_key)
 
 
 def fold_seed(seed, fold_number, *extra):
@@ -41,21 +51,23 @@ def fold_seed(seed, fold_number, *extra):
     return int(np.random.SeedSequence([int(seed), int(fold_number), *map(int, extra)]).generate_state(1)[0] >> 1)
 
 
-def loso_folds(cache_dir, batch_size=8, seed=0, subjects=None, validation_subjects=0):
+def loso_folds(cache_dir, batch_size=8, seed=0, subjects=None, validation_subjects=0, hold_out="subject"):
     """One `LOSOFold` per subject of a preprocessed cache (an iterator; arguments are checked at once).
 
     The held-out subject's clips form `test` (in index order, unshuffled);
     every other subject trains. With `validation_subjects=K`, K training
-    subjects (drawn per fold from `seed`, never the held-out one) are moved from
+    subjects (drawn per fold from `seed`, never a held-out one) are moved from
     `train` to `validation`. Folds are independent of which `subjects` are
     asked for, so folds split across machines equal those of one run.
 
     Args:
-        cache_dir: a cache written by `cmnet_keras.preprocess`.
+        cache_dir: a cache written by `cmnet_keras.preprocess` (or a composite).
         batch_size: clips per batch.
         seed: shuffles the training clips and draws validation subjects.
-        subjects: subjects to hold out (default: all, in `fold_subjects` order).
+        subjects: subjects (or datasets) to hold out (default: all, in `fold_subjects` order).
         validation_subjects: number of training subjects used for validation.
+        hold_out: "subject" (LOSO) or "dataset" (cross-dataset: a composite's
+            datasets are held out one per fold; the others train).
     """
     # Imported here: the pipeline is TF-only, the dataclass above must stay importable without it.
     from cmnet_keras.data.cache import read_index
@@ -63,35 +75,41 @@ def loso_folds(cache_dir, batch_size=8, seed=0, subjects=None, validation_subjec
 
     index = read_index(cache_dir)
     index = index.assign(subject=index["subject"].astype(str))
-    order = fold_subjects(index)
+    order = fold_subjects(index, hold_out)
     if len(order) < 2:
-        raise ValueError(f"LOSO needs at least 2 subjects, {cache_dir} has {order}")
-    if not 0 <= validation_subjects <= len(order) - 2:
-        raise ValueError(
-            f"validation_subjects must be in [0, {len(order) - 2}] for {len(order)} "
-            f"subjects (at least one must train), got {validation_subjects}"
-        )
+        raise ValueError(f"holding out each {hold_out} needs at least 2 of them, {cache_dir} has {order}")
     wanted = order if subjects is None else [str(s) for s in subjects]
     unknown = [s for s in wanted if s not in order]
     if unknown:
-        raise ValueError(f"subjects {unknown} are not in {cache_dir}; it has {order}")
-    return _folds(cache_dir, index, order, wanted, batch_size, seed, validation_subjects, make_dataset)
+        raise ValueError(f"{hold_out}s {unknown} are not in {cache_dir}; it has {order}")
+    trainable = min(len(_training_subjects(index, hold_out, group)) for group in wanted) if wanted else len(order) - 1
+    if not 0 <= validation_subjects <= trainable - 1:
+        raise ValueError(
+            f"validation_subjects must be in [0, {trainable - 1}] for {trainable} training "
+            f"subjects per fold (at least one must train), got {validation_subjects}"
+        )
+    return _folds(cache_dir, index, order, wanted, batch_size, seed, validation_subjects, hold_out, make_dataset)
 
 
-def _folds(cache_dir, index, order, wanted, batch_size, seed, validation_subjects, make_dataset):
-    for subject in wanted:
-        number = order.index(subject)
-        others = [s for s in order if s != subject]
+def _training_subjects(index, hold_out, group):
+    """The subjects of the clips outside the held-out `group`, in `fold_subjects` order."""
+    return fold_subjects(index[index[hold_out].astype(str) != group])
+
+
+def _folds(cache_dir, index, order, wanted, batch_size, seed, validation_subjects, hold_out, make_dataset):
+    for group in wanted:
+        number = order.index(group)
+        others = _training_subjects(index, hold_out, group)
         rng = np.random.default_rng(fold_seed(seed, number, 1))
         held = set(rng.choice(others, size=validation_subjects, replace=False).tolist())
         train_index = index[index["subject"].isin(set(others) - held)]
-        test_index = index[index["subject"] == subject]
+        test_index = index[index[hold_out].astype(str) == group]
         validation, validation_index = None, None
         if held:
             validation_index = index[index["subject"].isin(held)]
             validation = make_dataset(cache_dir, index=validation_index, batch_size=batch_size)
         yield LOSOFold(
-            subject=subject,
+            subject=group,
             train=make_dataset(
                 cache_dir, index=train_index, batch_size=batch_size, shuffle=True, seed=fold_seed(seed, number)
             ),

@@ -147,9 +147,9 @@ class DatasetSpec:
         lines.append("  kept per class: " + ", ".join(f"{c} {kept[c]}" for c in self.class_names))
         paper = PAPER_COUNTS.get(self.name)
         if paper:
-            differ = [f"{c} {kept[c]} here vs {paper[c]}" for c in self.class_names if kept[c] != paper[c]]
+            differ = [f"{c} {kept[c]} here vs {paper[c]}" for c in paper if kept[c] != paper[c]]
             lines.append(f"  the paper's {sum(paper.values())} clips: "
-                         + ", ".join(f"{c} {paper[c]}" for c in self.class_names)
+                         + ", ".join(f"{c} {n}" for c, n in paper.items())
                          + ("; differs in " + ", ".join(differ) if differ else "; the same per class"))
         lines.extend(f"  {line}" for line in self.paper)
         if self.dropped.paper_excluded:
@@ -170,7 +170,13 @@ class DatasetSpec:
         return "\n".join(lines)
 
 
-def read_dataset(name, root, cropped=False, worksheet=None, paper_clips=False, smic_subset=None):
+def class_set(name, all_emotions=False):
+    """The classes a reader keeps: the paper's (`CLASS_SETS`), plus `OTHER_EMOTIONS` after them with `all_emotions`."""
+    return CLASS_SETS[name] + (OTHER_EMOTIONS[name] if all_emotions else ())
+
+
+def read_dataset(name, root, cropped=False, worksheet=None, paper_clips=False, smic_subset=None,
+                 all_emotions=False):
     """Reads a dataset's clips and labels from its released layout.
 
     Args:
@@ -187,6 +193,8 @@ def read_dataset(name, root, cropped=False, worksheet=None, paper_clips=False, s
             not hold (`PAPER_LEFT_OUT`).
         smic_subset: SMIC only: "HS" (default, the paper's), "NIR" or "VIS",
             chosen by a path component of that name (case-insensitive).
+        all_emotions: also keep the emotions the paper drops (`class_set`), e.g.
+            SAMM's disgust, fear and sadness, which the MEGC 2019 composite counts as negative.
 
     Returns:
         DatasetSpec. Rows that cannot become clips are warned about (naming the
@@ -210,7 +218,7 @@ def read_dataset(name, root, cropped=False, worksheet=None, paper_clips=False, s
         return _read_smic(root, cropped, (smic_subset or SMIC_SUBSETS[0]).upper())
     if name == "manifest":
         return _read_manifest(root, worksheet)
-    return _read_sheet_dataset(name, root, cropped, worksheet, paper_clips)
+    return _read_sheet_dataset(name, root, cropped, worksheet, paper_clips, all_emotions)
 
 
 def match_subject(value, folders):
@@ -409,10 +417,10 @@ SHEET_LAYOUTS = {
 }
 
 
-def _read_sheet_dataset(name, root, cropped, worksheet=None, paper_clips=False):
+def _read_sheet_dataset(name, root, cropped, worksheet=None, paper_clips=False, all_emotions=False):
     """CASME II or SAMM: an annotation sheet plus one frame folder per clip under subject folders."""
     patterns, subject_pattern, label = SHEET_LAYOUTS[name]
-    class_names = CLASS_SETS[name]
+    class_names = class_set(name, all_emotions)
     sheet, info = _find_sheet(root, patterns, label)
     table = sheets.read_sheet(sheet, ("subject", "filename", "onset", "apex", "offset", "emotion"), worksheet)
     frames_dir = _find_frames_dir(root.parent if root.is_file() else root, subject_pattern, cropped, f"{label} frames")

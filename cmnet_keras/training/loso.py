@@ -101,8 +101,9 @@ def predict_fold(model, fold, fold_number):
     intensity, prototype = intensity.round(6), prototype.round(6)  # as stored: the tendency is reproducible from them
     clips = []
     for i, row in enumerate(index.itertuples(index=False)):
+        dataset = {"dataset": row.dataset} if "dataset" in index.columns else {}  # a composite's clip
         clips.append({
-            "fold": fold_number, "subject": row.subject, "clip_id": row.clip_id, "label": int(row.label),
+            "fold": fold_number, "subject": row.subject, "clip_id": row.clip_id, **dataset, "label": int(row.label),
             "pred": int(np.argmax(probs[i])), "probs": probs[i].round(6).tolist(), "apex": int(row.apex),
             "apex_source": row.apex_source, "intensity": intensity[i].tolist(),
             "prototype": prototype[i].tolist(), **metrics.clip_tendency(intensity[i], prototype[i]),
@@ -161,6 +162,7 @@ def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, ve
     scores = metrics.fold_scores([c["label"] for c in clips], [c["pred"] for c in clips], config.num_classes)
     tendency = metrics.tendency_summary(clips)
     result = {"fold": fold_number, "subject": fold.subject, **scores, "epochs": config.epochs,
+              "train_subjects": fold_subjects(fold.train_index),
               "rho": tendency["rho"], "abs_z": tendency["abs_z"],
               "eta": np.round(keras.ops.convert_to_numpy(model.prototype.eta), 6).tolist(),
               "train_seconds": round(state["train_seconds"], 2), "history": state["history"], "predictions": clips}
@@ -208,12 +210,18 @@ def dtype_policy(mixed_precision):
 
 
 def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy="none",
-             mixed_precision=None, verbose=1, command=None, checkpoint_every=5, evaluate_on="test"):
+             mixed_precision=None, verbose=1, command=None, checkpoint_every=5, evaluate_on="test",
+             hold_out="subject"):
     """Runs (or resumes) LOSO training and evaluation into the run directory `out`.
 
     With `evaluate_on="validation"` (the tuner's nested objective) each fold is
     trained without its test subject and its validation subjects, and scored on
     the validation subjects: the test subject's clips are never read.
+
+    With `hold_out="dataset"` (a composite cache, `cmnet_keras.data.composite`)
+    a fold holds out every subject of one dataset and trains on the others: a
+    cross-dataset run is the fold of its test dataset (`folds`), and is complete
+    when the folds asked for are.
 
     Args:
         cache_dir: preprocessed cache (`cmnet_keras.preprocess`).
@@ -227,6 +235,7 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
         command: the command line recorded in config.json.
         checkpoint_every: epochs between fold checkpoints (resume points).
         evaluate_on: "test" (the held-out subject) or "validation" (needs validation_subjects >= 1).
+        hold_out: "subject" (LOSO) or "dataset" (cross-dataset), see `folds.loso_folds`.
 
     Returns:
         the final results dict over every finished fold of the run directory.
@@ -238,28 +247,30 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
         raise ValueError(f"evaluate_on='validation' needs validation_subjects >= 1, got {validation_subjects}")
     cache_dir = Path(cache_dir)
     config = config_for_cache(config, cache_dir)
-    subjects = fold_subjects(read_index(cache_dir))
+    subjects = fold_subjects(read_index(cache_dir), hold_out)
     numbers = list(range(len(subjects))) if folds is None else list(folds)
     tf_strategy = distribute.get_strategy(strategy)
     worker = distribute.worker_id(tf_strategy)
     out = Path(out) if worker is None else Path(out) / "workers" / worker
     settings = {"config": config.to_dict(), "subjects": subjects, "cache_fingerprint": cache_fingerprint(cache_dir),
                 "validation_subjects": validation_subjects, "mixed_precision": mixed_precision,
-                "evaluate_on": evaluate_on}
+                "evaluate_on": evaluate_on, **run_dir.data_settings(cache_dir, hold_out, subjects, numbers)}
     run_dir.prepare_run_dir(out, settings, command or [])
-    print(f"LOSO on {cache_dir}: {len(subjects)} subjects, running folds {numbers} into {out}", flush=True)
+    print(f"{'LOSO' if hold_out == 'subject' else 'cross-dataset'} on {cache_dir}: {len(subjects)} {hold_out}s, "
+          f"running folds {numbers} into {out}", flush=True)
     if tf_strategy is not None:
         print(f"strategy {strategy}: {tf_strategy.num_replicas_in_sync} replicas in sync", flush=True)
 
     def fold_dir(number):
-        return out / "folds" / f"{number:02d}_{subjects[number]}"
+        return out / "folds" / f"{number:02d}_{subjects[number].replace('/', '-')}"  # a composite's casme2/sub01
 
     pending = [n for n in numbers if not (fold_dir(n) / reports.RESULT_FILE).is_file()]
     if len(pending) < len(numbers):
         print(f"{len(numbers) - len(pending)} of the folds finished earlier are kept", flush=True)
     start = time.perf_counter()
     folds_iter = loso_folds(cache_dir, batch_size=config.batch_size, seed=config.seed,
-                            subjects=[subjects[n] for n in pending], validation_subjects=validation_subjects)
+                            subjects=[subjects[n] for n in pending], validation_subjects=validation_subjects,
+                            hold_out=hold_out)
     compiled = {}
     keras.utils.set_random_seed(config.seed)
     with dtype_policy(mixed_precision), fused_batch_norm():
@@ -279,8 +290,10 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
                   f"F1 {100 * result['f1']:.1f}% on {result['n']} clips | elapsed {format_duration(elapsed)}, "
                   f"ETA {format_duration(elapsed / done * (len(pending) - done))}", flush=True)
 
-    notes = {"lambdas": list(config.lambdas), "lambda_ablation": config.lambda_ablation, "evaluate_on": evaluate_on}
-    results = reports.write_summary(out, reports.load_fold_results(out), config.class_names, subjects, notes)
+    notes = {"lambdas": list(config.lambdas), "lambda_ablation": config.lambda_ablation, "evaluate_on": evaluate_on,
+             **run_dir.data_notes(settings)}
+    results = reports.write_summary(out, reports.load_fold_results(out), config.class_names,
+                                    run_dir.expected_folds(settings), notes)
     if config.lambda_ablation:
         print(f"loss ablation: lambdas {config.lambdas} (the paper's Table 3 way: they do not sum to 1)", flush=True)
     print(reports.format_summary(results), flush=True)

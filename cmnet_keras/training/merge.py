@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from cmnet_keras import files, reports
-from cmnet_keras.training.run_dir import CONFIG_FILE, check_settings, read_settings
+from cmnet_keras.training.run_dir import CONFIG_FILE, check_settings, data_notes, expected_folds, read_settings
 
 
 def merge_runs(run_dirs, out):
@@ -37,4 +37,5 @@ def merge_runs(run_dirs, out):
     out = Path(out)
     files.write_json(out / CONFIG_FILE, {"settings": settings, "merged_from": [str(d) for d in run_dirs]})
     ordered = [folds[n] for n in sorted(folds)]
-    return reports.write_summary(out, ordered, settings["config"]["class_names"], settings["subjects"])
+    return reports.write_summary(out, ordered, settings["config"]["class_names"], expected_folds(settings),
+                                 data_notes(settings))

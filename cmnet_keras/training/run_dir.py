@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from cmnet_keras import files
+from cmnet_keras.data.composite import composite_summary
 
 CONFIG_FILE = "config.json"
 STATE_FILE = "state.json"
@@ -67,6 +68,28 @@ def read_settings(run_dir):
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run directory: no {CONFIG_FILE}")
     return json.loads(path.read_text())["settings"]
+
+
+def data_settings(cache_dir, hold_out, subjects, numbers):
+    """The settings a composite or cross-dataset run adds to a LOSO run's (none on one dataset's cache):
+    the composite's summary (`cmnet_keras.data.composite`), and what is held out when it is not the subject."""
+    extra = {}
+    summary = composite_summary(cache_dir)
+    if summary is not None:
+        extra["composite"] = summary
+    if hold_out != "subject":
+        extra.update(hold_out=hold_out, held_out=[subjects[n] for n in numbers])
+    return extra
+
+
+def data_notes(settings):
+    """The part of `data_settings` that goes into results.json."""
+    return {key: settings[key] for key in ("composite", "hold_out", "held_out") if key in settings}
+
+
+def expected_folds(settings):
+    """The held-out groups a finished run has results for: every subject, or a cross-dataset run's datasets."""
+    return settings.get("held_out", settings["subjects"])
 
 
 def prepare_run_dir(out, settings, command):

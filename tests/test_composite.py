@@ -1,0 +1,289 @@
+"""The MEGC 2019 composite and cross-dataset runs (issue 13, parts 2 and 3) on trees in the three released layouts.
+
+CASME II: the real annotation rows (/work/shared/data/casme2_annotations.csv) of the
+list's clips; SAMM and SMIC-HS: trees built from the list's clip ids. Frames are tiny.
+"""
+
+import json
+import pathlib
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+
+from cmnet_keras import ablation, metrics, preprocess, reports, train
+from cmnet_keras.data import cache, composite
+from cmnet_keras.data.folds import loso_folds
+from cmnet_keras.training import loso
+from cmnet_keras.training.merge import merge_runs
+from test_readers import SAMM_HEADER, write_casme2_tree, write_frames
+
+SHARED_CASME2 = pathlib.Path("/work/shared/data/casme2_annotations.csv")
+# The README's figures (/work/shared/data/README.md): clips per class (negative, positive, surprise) and subjects.
+TABLE_COUNTS = {"casme2": (88, 32, 25), "smic": (70, 51, 43), "samm": (91, 26, 15)}
+SUBJECTS = {"casme2": 24, "smic": 16, "samm": 28}
+SAMM_NEGATIVE = ("Anger", "Contempt", "Disgust", "Fear", "Sadness")
+
+
+def casme2_rows(clips):
+    """The real CASME II annotation rows of the list's CASME II clips (matched by subject and file name)."""
+    if not SHARED_CASME2.is_file():
+        pytest.skip(f"{SHARED_CASME2} (the CASME II table) is not on this machine")
+    table = pd.read_csv(SHARED_CASME2, dtype={"action_units": str})
+    table = table.assign(folder=[f"sub{s:02d}" for s in table["subject"]])
+    wanted = clips[clips["dataset"] == "casme2"]
+    rows = table.merge(wanted, left_on=["folder", "filename"], right_on=["subject", "clip"], suffixes=("", "_list"))
+    assert len(rows) == len(wanted)
+    return rows[["subject", "filename", "onset", "apex", "offset", "emotion", "action_units"]]
+
+
+def write_samm_tree(root, clips):
+    """SAMM layout: the FACS codes sheet (CSV) and `SAMM/006/006_1_2/006_0<n>.jpg`; emotions from the list's labels."""
+    wanted = clips[clips["dataset"] == "samm"]
+    lines = [",".join(SAMM_HEADER)]
+    for i, row in enumerate(wanted.itertuples()):
+        emotion = (SAMM_NEGATIVE[i % len(SAMM_NEGATIVE)], "Happiness", "Surprise")[row.label]
+        lines.append(f"{int(row.subject)},{row.clip},1,100,102,104,5,Micro - 1/2,4,,{emotion}")
+        write_frames(root / "SAMM" / f"{int(row.subject):03d}" / row.clip, range(100, 105),
+                     prefix=f"{int(row.subject):03d}_0", size=4)
+    lines.append("6,006_9_9,1,100,102,104,5,Micro - 1/2,4,,Other")  # not in the list
+    write_frames(root / "SAMM" / "006" / "006_9_9", range(100, 105), prefix="006_0", size=4)
+    (root / "SAMM_Micro_FACS_Codes_v2.csv").write_text("SAMM codes\n\n" + "\n".join(lines) + "\n")
+
+
+def write_smic_tree(root, clips):
+    """SMIC-HS layout `HS/s1/micro/negative/s1_ne_01/image<n>.bmp`: the release's ids of the list's `s01_ne_01`."""
+    for row in clips[clips["dataset"] == "smic"].itertuples():
+        subject = re.sub(r"^s0*", "s", row.subject)
+        clip = re.sub(r"^s0*(\d+)_", r"s\1_", row.clip)
+        write_frames(root / "SMIC_all_cropped" / "HS" / subject / "micro" / composite.CLASS_NAMES[row.label] / clip,
+                     range(1, 6), prefix="image", suffix=".bmp", size=4)
+
+
+def preprocessed_caches(root, clips, size):
+    """The three trees written and preprocessed (cropped, `size` px, 16 frames); {dataset: cache folder}."""
+    write_casme2_tree(root / "CASME2", casme2_rows(clips), cropped=True, suffix=".png", value=lambda n: (n % 256, 9, 9))
+    write_samm_tree(root / "SAMM_release", clips)
+    write_smic_tree(root / "SMIC", clips)
+    caches = {}
+    for dataset, tree in (("casme2", "CASME2"), ("samm", "SAMM_release"), ("smic", "SMIC")):
+        caches[dataset] = root / f"{dataset}_cache"
+        with warnings.catch_warnings():  # CASME II: an apex '/' is estimated (warned)
+            warnings.simplefilter("ignore")
+            code = preprocess.main(["--dataset", dataset, "--root", str(root / tree), "--out", str(caches[dataset]),
+                                    "--cropped", "--all-emotions", "--size", str(size), "--quiet"])
+        assert code == 0
+    return caches
+
+
+@pytest.fixture(scope="module")
+def full_caches(tmp_path_factory):
+    """Caches of every clip of the challenge's list (442) in the three layouts, 8 px frames."""
+    return preprocessed_caches(tmp_path_factory.mktemp("trees"), composite.clip_list("challenge"), size=8)
+
+
+def _counts(folder):
+    index = cache.read_index(folder)
+    return {d: tuple(int((part["label"] == c).sum()) for c in range(3)) for d, part in index.groupby("dataset")}
+
+
+@pytest.mark.slow
+def test_composite_counts_and_classes_equal_the_challenge(full_caches, tmp_path, capsys):
+    summary = composite.build_composite(list(full_caches.values())[::-1], tmp_path / "c442")
+    assert _counts(tmp_path / "c442") == {**TABLE_COUNTS, "samm": (92, 26, 15)}  # 032_3_1 added back
+    assert summary["clips"] == 442 and sum(summary["subjects"].values()) == 68 == sum(SUBJECTS.values())
+    assert summary["missing_clips"] == summary["subjects_without_clips"] == summary["label_disagreements"] == []
+    index = cache.read_index(tmp_path / "c442")
+    assert {s.split("/")[0] for s in index["subject"]} == {"casme2", "samm", "smic"}
+    assert {"casme2/sub01", "samm/006", "smic/s1"} <= set(index["subject"])
+    assert len(set(index["subject"])) == 68
+    row = index[index["clip_id"] == "s1_ne_01"].iloc[0]  # the list's s01_ne_01 is the release's s1_ne_01
+    assert (row["subject"], row["label"], row["emotion"]) == ("smic/s1", 0, "negative")
+    frames = cache.load_clip(tmp_path / "c442", row)["frames"]  # read through the link to the SMIC cache
+    np.testing.assert_array_equal(frames, cache.load_clip(full_caches["smic"], "clips/s1/s1_ne_01.raw")["frames"])
+    assert "006_9_9" not in set(index["clip_id"])  # SAMM "Other": not in the list
+    # The class mapping, independently: CASME II emotions from the real table.
+    casme2 = index[index["dataset"] == "casme2"].merge(cache.read_index(full_caches["casme2"]), on="clip_id",
+                                                       suffixes=("", "_source"))
+    casme2 = casme2[casme2["subject"] == "casme2/" + casme2["subject_source"]]
+    expected = casme2["emotion_source"].map({"disgust": 0, "repression": 0, "happiness": 1, "surprise": 2})
+    assert len(casme2) == 145 and casme2["label"].tolist() == expected.tolist()
+
+    summary = composite.build_composite(list(full_caches.values()), tmp_path / "c441", clips="table")
+    assert _counts(tmp_path / "c441") == TABLE_COUNTS and summary["clips"] == 441
+    assert "441 of 441 list clips found, 68 subjects" in capsys.readouterr().out
+
+
+def _cache_without(source, folder, drop=lambda index: index.iloc[:0], class_names=None):
+    """A cache equal to `source` (its clips linked) without the index rows `drop(index)` selects."""
+    folder.mkdir()
+    (folder / cache.CLIPS_DIR).symlink_to(source / cache.CLIPS_DIR)
+    meta = cache.read_meta(source)
+    cache.prepare_cache(folder, {**meta, "class_names": class_names or meta["class_names"]})
+    index = cache.read_index(source)
+    cache.write_index(folder, index.drop(drop(index).index).to_dict("records"))
+    return folder
+
+
+@pytest.mark.slow
+def test_missing_clips_subjects_and_datasets_are_named(full_caches, tmp_path, capsys):
+    smic = _cache_without(full_caches["smic"], tmp_path / "smic",
+                          lambda index: index[(index["clip_id"] == "s3_po_01") | (index["subject"] == "s20")])
+    summary = composite.build_composite([full_caches["casme2"], full_caches["samm"], smic], tmp_path / "c")
+    listed = composite.clip_list()
+    s20 = [f"smic/s20/{c}" for c in listed[listed["subject"] == "s20"]["clip"]]
+    assert len(s20) > 1 and summary["missing_clips"] == ["smic/s03/s03_po_01", *s20]
+    assert summary["clips"] == 442 - 1 - len(s20) and summary["subjects_without_clips"] == ["smic/s20"]
+    out = capsys.readouterr().out
+    assert f"list clips not in the caches ({1 + len(s20)}): smic/s03/s03_po_01, smic/s20/" in out
+    assert "list subjects without clips (1): smic/s20" in out
+
+    samm = _cache_without(full_caches["samm"], tmp_path / "samm", lambda index: index[index["emotion"].isin(
+        ["disgust", "fear", "sadness"])], class_names=["anger", "contempt", "happiness", "surprise", "others"])
+    summary = composite.build_composite([full_caches["casme2"], samm, full_caches["smic"]], tmp_path / "c2")
+    samm_index = cache.read_index(full_caches["samm"])
+    dropped = samm_index[samm_index["emotion"].isin(["disgust", "fear", "sadness"])]
+    assert len(dropped) > 0 and sorted(summary["missing_clips"]) == sorted(
+        f"samm/{int(s)}/{c}" for s, c in zip(dropped["subject"], dropped["clip_id"]))
+    assert any("--all-emotions" in hint for hint in summary["hints"])
+
+    with pytest.raises(composite.MissingDatasetsError, match=r"none given for \['smic'\].*--allow-missing-datasets"):
+        composite.build_composite([full_caches["casme2"], full_caches["samm"]], tmp_path / "c3")
+    assert not (tmp_path / "c3").exists()
+    summary = composite.build_composite([full_caches["casme2"], full_caches["samm"]], tmp_path / "c3",
+                                        allow_missing=True)
+    assert summary["missing_datasets"] == ["smic"] and summary["clips"] == 145 + 133
+    assert "datasets left out (no cache given): ['smic']" in capsys.readouterr().out
+
+
+def test_uf1_and_uar_per_dataset_equal_scikit_learn(tmp_path):
+    rng = np.random.default_rng(4)
+    folds = []
+    for number, (dataset, n) in enumerate([("casme2", 7), ("samm", 9), ("smic", 5), ("samm", 6), ("casme2", 4)]):
+        labels, preds = rng.integers(0, 3, n), rng.integers(0, 3, n)
+        folds.append({"fold": number, "subject": f"{dataset}/s{number}", "predictions": [
+            {"dataset": dataset, "label": int(t), "pred": int(p)} for t, p in zip(labels, preds)]})
+    scores = reports.summarize(folds, 3)
+    for dataset in ("casme2", "samm", "smic"):
+        clips = [c for f in folds for c in f["predictions"] if c["dataset"] == dataset]
+        y_true, y_pred = [c["label"] for c in clips], [c["pred"] for c in clips]
+        pooled = scores["per_dataset"][dataset]["pooled"]
+        assert pooled["n"] == len(clips)
+        assert pooled["uf1"] == pytest.approx(skm.f1_score(y_true, y_pred, average="macro"))
+        if set(y_pred) <= set(y_true):  # recall_score averages over the predicted classes too
+            assert pooled["uar"] == pytest.approx(skm.recall_score(y_true, y_pred, average="macro"))
+        assert pooled["uar"] == pytest.approx(skm.balanced_accuracy_score(y_true, y_pred))
+    y_true = [c["label"] for f in folds for c in f["predictions"]]
+    y_pred = [c["pred"] for f in folds for c in f["predictions"]]
+    assert scores["pooled"]["uf1"] == pytest.approx(skm.f1_score(y_true, y_pred, average="macro"))
+    assert scores["pooled"]["uar"] == pytest.approx(skm.recall_score(y_true, y_pred, average="macro"))
+    # Hand-made: truth 0 0 1 2, predictions 0 1 1 1 -> recalls 1/2, 1, 0; F1 2/3, 1/2, 0.
+    assert metrics.uar([0, 0, 1, 2], [0, 1, 1, 1]) == pytest.approx(0.5)
+    assert metrics.uf1([0, 0, 1, 2], [0, 1, 1, 1]) == pytest.approx(7 / 18)
+
+
+SMALL = {"casme2": ["sub01", "sub02"], "samm": ["6", "7"], "smic": ["s01", "s02"]}
+
+
+@pytest.fixture(scope="module")
+def small_caches(tmp_path_factory):
+    """Caches of the list's clips of 2 subjects per dataset (2 clips each), 32 px (the tiny preset)."""
+    table = composite.clip_list()
+    table = table[[s in SMALL[d] for d, s in zip(table["dataset"], table["subject"])]].groupby(
+        ["dataset", "subject"]).head(2)
+    return preprocessed_caches(tmp_path_factory.mktemp("small"), table.reset_index(drop=True), size=32)
+
+
+def _train(out, *extra):
+    train.main(["--preset", "tiny", "--epochs", "1", "--verbose", "0", "--seed", "2", "--out", str(out), *extra])
+    return json.loads((out / "results.json").read_text())
+
+
+@pytest.mark.slow
+def test_composite_loso_split_and_merged_gives_per_dataset_scores(small_caches, tmp_path, capsys):
+    caches = [str(small_caches[d]) for d in ("casme2", "samm", "smic")]
+    _train(tmp_path / "a", "--cache", *caches, "--folds", "0-2")
+    assert "list clips not in the caches" in capsys.readouterr().out  # the other subjects of the list
+    _train(tmp_path / "b", "--cache", *caches, "--folds", "3-5")
+    results = merge_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "merged")
+    assert results["complete"] and len(results["folds"]) == 6
+    assert [f["subject"] for f in results["folds"]] == ["casme2/sub01", "casme2/sub02", "samm/006", "samm/007",
+                                                        "smic/s1", "smic/s2"]
+    clips = pd.read_csv(tmp_path / "merged" / "predictions.csv")
+    for dataset, by in results["per_dataset"].items():
+        part = clips[clips["subject"].str.startswith(dataset + "/")]
+        assert by["pooled"]["n"] == len(part) == 4
+        assert by["pooled"]["uf1"] == pytest.approx(skm.f1_score(part["label"], part["pred"], average="macro"))
+        assert by["pooled"]["uar"] == pytest.approx(skm.balanced_accuracy_score(part["label"], part["pred"]))
+    assert results["composite"]["clips"] == 12
+    table = pd.read_csv(tmp_path / "merged" / "results.csv")
+    assert {"pooled/casme2", "pooled/samm", "pooled/smic", "paper/smic"} <= set(table["protocol"])
+
+
+@pytest.mark.slow
+def test_cross_dataset_run_tests_on_the_test_dataset_only(small_caches, tmp_path, monkeypatch):
+    fed = []
+    make_epochs = loso.make_epochs_dataset
+
+    def recording(cache_dir, index, *args, **kwargs):  # what the training loop actually feeds
+        fed.append((pathlib.Path(cache_dir), index.copy()))
+        return make_epochs(cache_dir, index, *args, **kwargs)
+
+    monkeypatch.setattr(loso, "make_epochs_dataset", recording)
+    out = tmp_path / "to_samm"
+    results = _train(out, "--train-cache", str(small_caches["casme2"]), str(small_caches["smic"]),
+                     "--test-cache", str(small_caches["samm"]), "--validation-subjects", "1")
+    assert results["complete"] and results["held_out"] == ["samm"] and len(results["folds"]) == 1
+    predictions = pd.read_csv(out / "predictions.csv", dtype={"subject": str})
+    samm = cache.read_index(small_caches["samm"])
+    listed = cache.read_index(out / "composite")
+    assert sorted(predictions["clip_id"]) == sorted(listed[listed["dataset"] == "samm"]["clip_id"])
+    assert len(predictions) == 4 and set(predictions["clip_id"]) < set(samm["clip_id"])  # 006_9_9 is not listed
+    assert set(predictions["subject"]) == {"samm/006", "samm/007"}
+    assert (out / "confusion_matrix.png").is_file() and list(results["per_dataset"]) == ["samm"]
+    (cache_dir, trained), = fed
+    assert not trained["dataset"].eq("samm").any() and set(trained["dataset"]) <= {"casme2", "smic"}
+    assert len(trained) == 8 - 2  # one training subject of 2 clips is the validation subject
+    sources = {(p.resolve().parents[2].name, p.stem) for p in (cache_dir / f for f in trained["file"])}
+    assert not {clip for _, clip in sources} & set(samm["clip_id"])
+    assert all(folder in ("casme2_cache", "smic_cache") for folder, _ in sources)
+    fold = json.loads(next(out.glob("folds/*/result.json")).read_text())
+    assert fold["subject"] == "samm" and not [s for s in fold["train_subjects"] if s.startswith("samm/")]
+    folds = list(loso_folds(cache_dir, batch_size=2, subjects=["samm"], validation_subjects=1, hold_out="dataset"))
+    assert set(folds[0].validation_index["dataset"]) <= {"casme2", "smic"}
+    assert set(folds[0].test_index["dataset"]) == {"samm"}
+
+
+@pytest.mark.parametrize("command", [train, ablation])
+def test_commands_stop_naming_the_missing_dataset(command, small_caches, tmp_path, capsys):
+    extra = ["--table", "sampler"] if command is ablation else []
+    with pytest.raises(SystemExit) as stop:
+        command.main([*extra, "--cache", str(small_caches["casme2"]), str(small_caches["samm"]), "--preset", "tiny",
+                      "--out", str(tmp_path / "run")])
+    assert stop.value.code == 2
+    assert "none given for ['smic']" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_cross_dataset_options_are_checked(small_caches, tmp_path, capsys):
+    for wrong in (["--test-cache", str(small_caches["samm"])],
+                  ["--train-cache", str(small_caches["casme2"]), "--test-cache", str(small_caches["samm"]),
+                   "--folds", "0"],
+                  ["--train-cache", str(small_caches["samm"]), "--test-cache", str(small_caches["samm"])]):
+        with pytest.raises(SystemExit) as stop:
+            train.main([*wrong, "--preset", "tiny", "--out", str(tmp_path / "run")])
+        assert stop.value.code == 2
+    errors = capsys.readouterr().err
+    assert "--train-cache DIR" in errors and "one fold" in errors and "both of dataset 'samm'" in errors
+
+
+def test_tuner_builds_the_composite_of_its_caches(small_caches, tmp_path, capsys):
+    pytest.importorskip("keras_tuner")
+    from tuning import grid
+
+    caches = [str(small_caches["casme2"]), str(small_caches["samm"])]
+    assert grid.main(["--cache", *caches, "--preset", "tiny", "--out", str(tmp_path / "search")]) == 1
+    assert "none given for ['smic']" in capsys.readouterr().err
