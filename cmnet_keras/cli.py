@@ -151,7 +151,11 @@ def run_options(args, cache):
                "checkpoint_every": args.checkpoint_every}
     if _cross_dataset(args):
         datasets = fold_subjects(read_index(cache), "dataset")
-        return {**options, "hold_out": "dataset", "folds": [datasets.index(read_meta(args.test_cache)["dataset"])]}
+        test = read_meta(args.test_cache)["dataset"]
+        if test not in datasets:
+            raise ValueError(f"--test-cache {args.test_cache}: none of its {test} clips is in the composite's clip "
+                             "list; nothing to test on")
+        return {**options, "hold_out": "dataset", "folds": [datasets.index(test)]}
     return {**options, "folds": parse_folds(args.folds, len(fold_subjects(read_index(cache))))}
 
 

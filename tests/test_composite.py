@@ -287,3 +287,14 @@ def test_tuner_builds_the_composite_of_its_caches(small_caches, tmp_path, capsys
     caches = [str(small_caches["casme2"]), str(small_caches["samm"])]
     assert grid.main(["--cache", *caches, "--preset", "tiny", "--out", str(tmp_path / "search")]) == 1
     assert "none given for ['smic']" in capsys.readouterr().err
+
+
+def test_cross_dataset_test_cache_without_list_clips_is_named(small_caches, tmp_path, capsys):
+    samm = _cache_without(small_caches["samm"], tmp_path / "samm_other",  # only 006_9_9 ("Other", not listed)
+                          lambda index: index[index["clip_id"] != "006_9_9"])
+    with pytest.raises(SystemExit) as stop:
+        train.main(["--train-cache", str(small_caches["casme2"]), "--test-cache", str(samm), "--preset", "tiny",
+                    "--out", str(tmp_path / "run")])
+    assert stop.value.code == 2
+    assert f"--test-cache {samm}: none of its samm clips is in the composite's clip list" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "config.json").exists()
