@@ -127,6 +127,17 @@ def resolve_cache(args, config):
         from cmnet_keras.data.composite import find_caches
 
         return composite_cache(args, caches, args.out, datasets=list(find_caches(caches)))
+    cache = given_cache(args)
+    if cache is not None:
+        return cache
+    from cmnet_keras.data.embedded import ensure_embedded_cache
+
+    return ensure_embedded_cache(config.image_size, config.num_frames, args.data_dir)
+
+
+def given_cache(args):
+    """The cache of `--cache`: one folder, or the composite (in `<out>/composite`) of several or of `--composite`;
+    None without `--cache` (`--composite` then is an error)."""
     if args.cache:
         check_caches("--cache", args.cache)
         if len(args.cache) > 1 or args.composite:
@@ -134,9 +145,7 @@ def resolve_cache(args, config):
         return Path(args.cache[0])
     if args.composite:
         raise ValueError(f"--composite {args.composite} needs the datasets' caches (--cache DIR DIR DIR)")
-    from cmnet_keras.data.embedded import ensure_embedded_cache
-
-    return ensure_embedded_cache(config.image_size, config.num_frames, args.data_dir)
+    return None
 
 
 def run_options(args, cache):

@@ -298,3 +298,13 @@ def test_cross_dataset_test_cache_without_list_clips_is_named(small_caches, tmp_
     assert stop.value.code == 2
     assert f"--test-cache {samm}: none of its samm clips is in the composite's clip list" in capsys.readouterr().err
     assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_tuner_refuses_a_composite_without_caches(tmp_path, capsys):
+    pytest.importorskip("keras_tuner")
+    from tuning import grid
+
+    assert grid.main(["--embedded", "--composite", "megc2019", "--data-dir", str(tmp_path / "data"),
+                      "--preset", "tiny", "--out", str(tmp_path / "search")]) == 1
+    assert "--composite megc2019 needs the datasets' caches" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists() and not (tmp_path / "search").exists()

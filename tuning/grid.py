@@ -60,7 +60,6 @@ saying so.
 
 import argparse
 import os
-import pathlib
 import sys
 
 from tuning.search import OBJECTIVE, OBJECTIVES, check_tensorboard, is_worker, run_search
@@ -118,7 +117,7 @@ def main(argv=None):
     args = _parse_args(argv)
     try:
         check_tensorboard()
-        from cmnet_keras.cli import check_caches, composite_cache
+        from cmnet_keras.cli import given_cache
         from cmnet_keras.config import get_config
         from cmnet_keras.data.cache import cache_fingerprint
         from cmnet_keras.data.embedded import ensure_embedded_cache
@@ -128,11 +127,8 @@ def main(argv=None):
         if args.epochs is not None:
             overrides["epochs"] = args.epochs
         config = get_config(args.preset, **overrides)
-        if args.cache:
-            check_caches("--cache", args.cache)
-            several = len(args.cache) > 1 or args.composite
-            cache_dir = composite_cache(args, args.cache, args.out) if several else pathlib.Path(args.cache[0])
-        else:
+        cache_dir = given_cache(args)
+        if cache_dir is None:
             cache_dir = ensure_embedded_cache(config.image_size, config.num_frames, args.data_dir, seed=args.seed)
         config = config_for_cache(config, cache_dir)
         folds = _fold_numbers(args, cache_dir)
