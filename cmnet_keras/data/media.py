@@ -149,14 +149,3 @@ def read_video(path, indices=None):
 def clip_length(path):
     """Number of frames of a clip: a video file or a frame folder."""
     return video_frame_count(path) if is_video(path) else len(list_frame_files(path))
-
-
-def read_clip(path, indices=None):
-    """Reads a clip (video file or frame folder) as RGB uint8 [T, H, W, 3]."""
-    if is_video(path):
-        return read_video(path, indices)
-    files = list_frame_files(path)
-    if not files:
-        raise FrameReadError(f"No image frames in folder: {path}")
-    chosen = files if indices is None else [files[int(i)] for i in indices]
-    return np.stack([read_image(f) for f in chosen])

@@ -109,22 +109,6 @@ def clip_plan(clip, num_frames, temporal_method):
     return temporal.temporal_plan(clip.length, num_frames, apex=apex, method=temporal_method)
 
 
-def preprocess_clip(clip, image_size=224, num_frames=16, aligner=None, temporal_method="uniform"):
-    """One clip -> (frames uint8 [N, S, S, 3], apex on the timeline, apex_source).
-
-    Args:
-        clip: readers.ClipSpec.
-        image_size: output side S.
-        num_frames: timeline length N.
-        aligner: a face.FaceAligner (output_size = image_size); None for
-            already-cropped releases (frames are only resized).
-        temporal_method: "uniform" (the paper's regular-interval sampling) or
-            "apex" (the annotated apex frame is one of the N), see `temporal.temporal_plan`.
-    """
-    plan = clip_plan(clip, num_frames, temporal_method)
-    return finish_clip(clip, plan, read_source_frames(clip, plan.source_indices), image_size, aligner)
-
-
 def finish_clip(clip, plan, frames, image_size, aligner):
     """Aligns (or resizes) the frames read for `plan`, builds the timeline and its apex."""
     if aligner is None:
