@@ -136,8 +136,11 @@ def resolve_cache(args, config):
 
 
 def given_cache(args):
-    """The cache of `--cache`: one folder, or the composite (in `<out>/composite`) of several or of `--composite`;
-    None without `--cache` (`--composite` then is an error)."""
+    """The cache of `--cache`, or None without it.
+
+    One folder is the cache itself; several, or `--composite`, make their
+    composite in `<out>/composite`. `--composite` without `--cache` is an error.
+    """
     if args.cache:
         check_caches("--cache", args.cache)
         if len(args.cache) > 1 or args.composite:
