@@ -57,7 +57,7 @@ def add_composite_arguments(parser):
     parser.add_argument("--composite", choices=COMPOSITES,
                         help="megc2019: the MEGC 2019 composite (CASME II + SAMM + SMIC-HS, 3 classes) of the "
                              "--cache folders; the default with several caches")
-    parser.add_argument("--composite-clips", default="challenge", choices=CLIP_SETS,
+    parser.add_argument("--composite-clips", choices=CLIP_SETS,
                         help="challenge: the challenge's 442 clips (default); table: the published list's 441 rows "
                              "(without SAMM 032_3_1)")
     parser.add_argument("--allow-missing-datasets", action="store_true",
@@ -109,7 +109,8 @@ def composite_cache(args, caches, out, datasets=None):
 
     folder = Path(out) / COMPOSITE_DIR
     composite.build_composite(caches, folder, name=args.composite or composite.COMPOSITES[0],
-                              clips=args.composite_clips, datasets=datasets or composite.DATASETS,
+                              clips=args.composite_clips or composite.CLIP_SETS[0],
+                              datasets=datasets or composite.DATASETS,
                               allow_missing=args.allow_missing_datasets)
     return folder
 
@@ -139,16 +140,21 @@ def given_cache(args):
     """The cache of `--cache`, or None without it.
 
     One folder is the cache itself; several, or `--composite`, make their
-    composite in `<out>/composite`. `--composite` without `--cache` is an error.
+    composite in `<out>/composite`. `--composite` without `--cache`, and a
+    composite's option without a composite, are errors.
     """
-    if args.cache:
-        check_caches("--cache", args.cache)
-        if len(args.cache) > 1 or args.composite:
-            return composite_cache(args, args.cache, args.out)
-        return Path(args.cache[0])
-    if args.composite:
+    if args.composite and not args.cache:
         raise ValueError(f"--composite {args.composite} needs the datasets' caches (--cache DIR DIR DIR)")
-    return None
+    several = len(args.cache or ()) > 1 or args.composite
+    for option, value in (("--composite-clips", args.composite_clips),
+                          ("--allow-missing-datasets", args.allow_missing_datasets)):
+        if value and not several:
+            raise ValueError(f"{option} applies to a composite (several --cache folders, or --composite), "
+                             f"not to {'one --cache folder' if args.cache else 'the embedded dataset'}")
+    if not args.cache:
+        return None
+    check_caches("--cache", args.cache)
+    return composite_cache(args, args.cache, args.out) if several else Path(args.cache[0])
 
 
 def run_options(args, cache):

@@ -308,3 +308,19 @@ def test_tuner_refuses_a_composite_without_caches(tmp_path, capsys):
                       "--preset", "tiny", "--out", str(tmp_path / "search")]) == 1
     assert "--composite megc2019 needs the datasets' caches" in capsys.readouterr().err
     assert not (tmp_path / "data").exists() and not (tmp_path / "search").exists()
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--composite-clips", "table"], "--composite-clips applies to a composite (several --cache folders, or "
+                                     "--composite), not to one --cache folder"),
+    (["--allow-missing-datasets"], "--allow-missing-datasets applies to a composite"),
+])
+def test_composite_options_without_a_composite_are_refused(extra, words, small_caches, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        train.main(["--cache", str(small_caches["smic"]), *extra, "--preset", "tiny", "--out", str(tmp_path / "run")])
+    assert stop.value.code == 2 and words in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(SystemExit) as stop:  # the embedded dataset: refused before it is generated
+        train.main([*extra, "--data-dir", str(tmp_path / "data"), "--preset", "tiny", "--out", str(tmp_path / "run")])
+    assert stop.value.code == 2 and "not to the embedded dataset" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
