@@ -2,8 +2,8 @@
 
     python -m cmnet_keras.train --preset demo --out runs/demo
     python -m cmnet_keras.train --cache caches/casme2 --preset paper --epochs 100 --out runs/casme2
-    python -m cmnet_keras.train --cache caches/casme2 caches/samm caches/smic --out runs/megc2019
-    python -m cmnet_keras.train --train-cache caches/casme2 caches/smic --test-cache caches/samm --out runs/to_samm
+    python -m cmnet_keras.train --cache caches/casme2 caches/samm_all caches/smic --out runs/megc2019
+    python -m cmnet_keras.train --train-cache caches/casme2 caches/smic --test-cache caches/samm_all --out runs/to_samm
 
 Without `--cache` the embedded real-face dataset is generated and preprocessed
 on first use (`<data-dir>/embedded`, `<data-dir>/embedded_cache`). Several caches
