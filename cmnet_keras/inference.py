@@ -174,8 +174,9 @@ def select_range(source, onset=None, offset=None):
             raise ValueError(f"--{name} {text} (frame {frame}) is past the end of {source.describe()}; "
                              f"the last frame is {source.num_frames - 1}")
     if last <= first:
-        raise ValueError(f"--offset {offset} (frame {last}) must come after --onset {onset or 0} (frame {first}) "
-                         f"in {source.describe()}")
+        end = "the last frame" if offset is None else f"--offset {offset}"
+        start = "the first frame" if onset is None else f"--onset {onset}"
+        raise ValueError(f"{end} (frame {last}) must come after {start} (frame {first}) in {source.describe()}")
     return first, last
 
 
@@ -187,9 +188,10 @@ def window_spans(source, first, last, window, stride=None):
     if length > last - first + 1:
         raise ValueError(f"--window {window} ({length} frames) is longer than the clip: frames {first}..{last} "
                          f"of {source.describe()}")
-    if length < 2 or step < 1:
-        raise ValueError(f"--window {window} ({length} frames) needs >= 2 frames and --stride {stride} "
-                         f"({step} frames) >= 1 frame")
+    if length < 2:
+        raise ValueError(f"--window {window} ({length} frames) needs >= 2 frames")
+    if step < 1:
+        raise ValueError(f"--stride {stride} ({step} frames) needs >= 1 frame")
     return [(start, start + length - 1) for start in range(first, last - length + 2, step)]
 
 

@@ -259,6 +259,9 @@ def test_inputs_that_cannot_work(keras_model, pyfeat_data, tmp_path, capsys):
     (["--onset", "72"], ["--onset 72 (frame 72)", "single_face.mp4 (72 frames, 2.40 s at 30.00 fps)", "71"]),
     (["--offset", "2.5s"], ["--offset 2.5s (frame 75)", "72 frames"]),
     (["--onset", "40", "--offset", "20"], ["--offset 20 (frame 20) must come after --onset 40 (frame 40)"]),
+    (["--onset", "71"], ["the last frame (frame 71) must come after --onset 71 (frame 71)"]),
+    (["--offset", "0"], ["--offset 0 (frame 0) must come after the first frame (frame 0)"]),
+    (["--window", "1"], ["--window 1 (1 frames) needs >= 2 frames"]),
     (["--onset", "1.5x"], ["--onset 1.5x", "frame number", "seconds"]),
     (["--onset", "-3"], ["--onset -3"]),
     (["--window", "3s"], ["--window 3s (90 frames) is longer than the clip", "frames 0..71"]),
@@ -269,7 +272,7 @@ def test_bad_times_name_the_option_and_the_video(keras_model, pyfeat_data, tmp_p
     argv = [str(pyfeat_data / "single_face.mp4"), "--model", str(keras_model), "--out", str(tmp_path)] + options
     assert predict.main(argv) == 2
     error = capsys.readouterr().err
-    assert all(word in error for word in words), error
+    assert all(word in error for word in words) and "None" not in error, error
 
 
 def test_frame_folder_timeline_and_seconds(predictor, pyfeat_data, face_model, tmp_path, capsys):
