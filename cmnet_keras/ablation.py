@@ -5,6 +5,7 @@
 
 Each row is a full LOSO run in `<out>/<row>/`, resumable like any run
 (`cmnet_keras.training.ablation`); the table goes to `<out>/table.md` and `table.csv`.
+`--train-cache A B --test-cache C` runs every row cross-dataset (as `cmnet_keras.train`).
 """
 
 import argparse
@@ -22,6 +23,7 @@ def main(argv=None):
     parser.add_argument("--renormalise", action="store_true",
                         help="Table 3: scale the remaining lambdas to sum to 1 (the paper keeps them as they are)")
     cli.add_training_arguments(parser)
+    cli.add_cross_dataset_arguments(parser)
     parser.add_argument("--out", required=True, help="folder of the row runs and the table")
     args = parser.parse_args(argv)
     command = [sys.executable, "-m", "cmnet_keras.ablation", *(sys.argv[1:] if argv is None else argv)]

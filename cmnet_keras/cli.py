@@ -3,12 +3,9 @@
 import os
 import sys
 import traceback
-from pathlib import Path
 
 from cmnet_keras import distribute
 from cmnet_keras.config import PRESETS, SAMPLERS, get_config
-
-COMPOSITE_DIR = "composite"  # the composite cache of a run, in its --out folder
 
 
 def add_ffe_weights_argument(parser):
@@ -88,103 +85,39 @@ def config_from_args(args):
     return get_config(args.preset, **overrides)
 
 
-def _cross_dataset(args):
-    return getattr(args, "test_cache", None) is not None
-
-
-def check_caches(option, caches):
-    """Raises FileNotFoundError naming `option` and the first of `caches` without an index.csv."""
-    for folder in caches:
-        if not Path(folder, "index.csv").is_file():
-            raise FileNotFoundError(f"{option} {folder}: no index.csv; run cmnet_keras.preprocess first")
-
-
-def composite_cache(args, caches, out, datasets=None):
-    """Builds the composite of `caches` (options of `add_composite_arguments`) in `<out>/composite`; its folder.
+def run_data(args, default_cache):
+    """The `training.sources.RunData` of parsed options (`--cache`, the composite's, the cross-dataset ones).
 
     Args:
-        datasets: the composite's datasets (default: all of `--composite`'s, those without a cache named).
+        args: parsed options of `add_training_arguments` (or `tuning.grid`'s), with `--out`.
+        default_cache: called for the cache without `--cache` (the embedded dataset).
     """
-    from cmnet_keras.data import composite
+    from cmnet_keras.training.sources import run_data as resolve
 
-    folder = Path(out) / COMPOSITE_DIR
-    composite.build_composite(caches, folder, name=args.composite or composite.COMPOSITES[0],
-                              clips=args.composite_clips or composite.CLIP_SETS[0],
-                              datasets=datasets or composite.DATASETS,
-                              allow_missing=args.allow_missing_datasets)
-    return folder
+    return resolve(args.out, caches=args.cache, name=args.composite, clips=args.composite_clips,
+                   allow_missing=args.allow_missing_datasets, train_caches=getattr(args, "train_cache", None),
+                   test_cache=getattr(args, "test_cache", None), folds=args.folds, default_cache=default_cache)
 
 
-def resolve_cache(args, config):
-    """The cache of a run: --cache (one cache, or the composite of several or of --composite), the composite
-    of --train-cache and --test-cache, else the embedded dataset (generated and preprocessed on first use)."""
-    if _cross_dataset(args) or getattr(args, "train_cache", None):
-        if args.cache or not args.train_cache or not args.test_cache:
-            raise ValueError("a cross-dataset run takes --train-cache DIR [DIR ...] and --test-cache DIR, not --cache")
-        if args.folds is not None:
-            raise ValueError("--folds: a cross-dataset run has one fold (the test dataset)")
-        caches = [*args.train_cache, args.test_cache]
-        check_caches("--train-cache/--test-cache", caches)
-        from cmnet_keras.data.composite import find_caches
-
-        return composite_cache(args, caches, args.out, datasets=list(find_caches(caches)))
-    cache = given_cache(args)
-    if cache is not None:
-        return cache
-    from cmnet_keras.data.embedded import ensure_embedded_cache
-
-    return ensure_embedded_cache(config.image_size, config.num_frames, args.data_dir)
-
-
-def given_cache(args):
-    """The cache of `--cache`, or None without it.
-
-    One folder is the cache itself; several, or `--composite`, make their
-    composite in `<out>/composite`. `--composite` without `--cache`, and a
-    composite's option without a composite, are errors.
-    """
-    if args.composite and not args.cache:
-        raise ValueError(f"--composite {args.composite} needs the datasets' caches (--cache DIR DIR DIR)")
-    several = len(args.cache or ()) > 1 or args.composite
-    for option, value in (("--composite-clips", args.composite_clips),
-                          ("--allow-missing-datasets", args.allow_missing_datasets)):
-        if value and not several:
-            raise ValueError(f"{option} applies to a composite (several --cache folders, or --composite), "
-                             f"not to {'one --cache folder' if args.cache else 'the embedded dataset'}")
-    if not args.cache:
-        return None
-    check_caches("--cache", args.cache)
-    return composite_cache(args, args.cache, args.out) if several else Path(args.cache[0])
-
-
-def run_options(args, cache):
-    """The keyword arguments of `training.run_loso` given by parsed options (a cross-dataset run holds out
-    the dataset of `--test-cache`)."""
-    from cmnet_keras.data.cache import read_index, read_meta
-    from cmnet_keras.data.folds import fold_subjects
-    from cmnet_keras.training.loso import parse_folds
-
-    options = {"validation_subjects": args.validation_subjects, "strategy": args.strategy,
-               "mixed_precision": args.mixed_precision, "verbose": args.verbose,
-               "checkpoint_every": args.checkpoint_every}
-    if _cross_dataset(args):
-        datasets = fold_subjects(read_index(cache), "dataset")
-        test = read_meta(args.test_cache)["dataset"]
-        if test not in datasets:
-            raise ValueError(f"--test-cache {args.test_cache}: none of its {test} clips is in the composite's clip "
-                             "list; nothing to test on")
-        return {**options, "hold_out": "dataset", "folds": [datasets.index(test)]}
-    return {**options, "folds": parse_folds(args.folds, len(fold_subjects(read_index(cache))))}
+def run_options(args, data):
+    """The keyword arguments of `training.run_loso` given by parsed options and the run's `RunData`."""
+    return {"validation_subjects": args.validation_subjects, "strategy": args.strategy,
+            "mixed_precision": args.mixed_precision, "verbose": args.verbose,
+            "checkpoint_every": args.checkpoint_every, **data.loso_options()}
 
 
 def prepare_run(parser, args, config):
-    """(cache, `run_loso` options) for parsed options; exits with code 2 on bad options or files,
-    or when another process holds the cache's preprocessing lock."""
+    """(cache, `run_loso` options) for parsed options; exits with code 2 on bad options or files.
+
+    Also when `<out>` holds runs made with another composite, or another
+    process holds the cache's preprocessing lock.
+    """
     from cmnet_keras.data.cache import CacheLockedError
+    from cmnet_keras.data.embedded import ensure_embedded_cache
 
     try:
-        cache = resolve_cache(args, config)
-        return cache, run_options(args, cache)
+        data = run_data(args, lambda: ensure_embedded_cache(config.image_size, config.num_frames, args.data_dir))
+        return data.cache_dir, run_options(args, data)
     except (ValueError, OSError, CacheLockedError) as error:
         parser.exit(2, f"error: {error}\n")
 

@@ -139,8 +139,11 @@ def write_summary(out_dir, fold_results, class_names, all_subjects, notes=None):
 
 
 def format_summary(results):
-    """One line per protocol (in percent), one per dataset of a composite (after its summary: the list's
-    clips and subjects not found), and one for the tendency of k."""
+    """The results as text: one line per protocol, per dataset of a composite and for the tendency of k.
+
+    A composite's summary comes first, with what was not found counted (the
+    ids were printed when it was built).
+    """
     paper, pooled, tendency = results["paper"], results["pooled"], results["tendency"]
     f1_all = f" / F1 over all classes {100 * paper['f1_all']:.2f}" if "f1_all" in paper else ""
     per_dataset = "".join(
