@@ -135,7 +135,9 @@ def test_missing_tensorboard_fails_fast(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "tensorboard.plugins.hparams.api", None)
     with pytest.raises(ImportError, match="pip install tensorboard"):
         search.check_tensorboard()
-    assert grid.main(["--cache", str(tmp_path), "--out", str(tmp_path / "s")]) == 1
+    with pytest.raises(SystemExit) as stop:
+        grid.main(["--cache", str(tmp_path), "--out", str(tmp_path / "s")])
+    assert stop.value.code == 2
     assert "tensorboard" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
 
@@ -160,7 +162,9 @@ def test_nested_objective_never_reads_the_test_subject(tmp_path, capsys, synthet
     assert table[search.OBJECTIVE].item() == pytest.approx((clips["label"] == clips["pred"]).mean())
     assert "nested" in (out / "trials.md").read_text() and "Best λ = (0.0, 0.0, 1.0)" in capsys.readouterr().out
     other_folds = [a if a != "0" else "1" for a in args]
-    assert grid.main(other_folds) == 1
+    with pytest.raises(SystemExit) as stop:
+        grid.main(other_folds)
+    assert stop.value.code == 2
     assert "folds: [0] (search) != [1] (now)" in capsys.readouterr().err
 
 

@@ -30,6 +30,11 @@ last finished fold and epoch), the remaining grid points follow.
 A different dataset, preset, epoch count, step, seed or fold subset for the
 same `--out` is refused (pass `--overwrite` to start afresh).
 
+Exit codes: 0 done, 1 no trial completed (or too many failed in a row, or
+the chief is gone), 2 bad arguments, settings or files (`cmnet_keras.train`'s).
+`--train-cache`/`--test-cache` (a cross-dataset run) are not options of the
+search.
+
 Failed trials: an exception in a trial marks it FAILED (KerasTuner's status);
 the error is printed when the trial ends and shown in the tables. After
 `--max-consecutive-failures` failed trials in a row (default 3) the search
@@ -65,7 +70,7 @@ import sys
 from tuning.search import OBJECTIVE, OBJECTIVES, check_tensorboard, is_worker, run_search
 
 
-def _parse_args(argv):
+def _parser():
     from cmnet_keras.cli import add_composite_arguments, add_ffe_weights_argument
     from cmnet_keras.config import PRESETS
 
@@ -98,26 +103,34 @@ def _parse_args(argv):
     parser.add_argument("--out", required=True, help="search folder, e.g. tuning_runs/NAME (rerun to continue)")
     parser.add_argument("--overwrite", action="store_true", help="discard an existing search in --out")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress bar mode")
-    return parser.parse_args(argv)
+    return parser
 
 
-def _fold_numbers(args, cache_dir):
+def _fold_numbers(args, data):
     from cmnet_keras.data.cache import read_index
     from cmnet_keras.data.folds import fold_subjects
-    from cmnet_keras.training import parse_folds
 
     if args.max_folds is None:
-        return None if args.folds is None else parse_folds(args.folds, len(fold_subjects(read_index(cache_dir))))
+        return data.folds
     if args.max_folds < 1:
         raise ValueError(f"--max-folds must be >= 1, got {args.max_folds}")
-    return list(range(min(args.max_folds, len(fold_subjects(read_index(cache_dir))))))
+    return list(range(min(args.max_folds, len(fold_subjects(read_index(data.cache_dir))))))
 
 
 def main(argv=None):
-    args = _parse_args(argv)
+    """Runs the search; returns 0, or 1 when no trial completed or the chief is gone.
+
+    Bad options, files or settings end the process with exit code 2 (like
+    `cmnet_keras.train`); errors while training propagate (exit code 1 through
+    `cmnet_keras.cli.exit_on_error`).
+    """
+    from cmnet_keras import cli
+    from cmnet_keras.data.cache import CacheLockedError
+
+    parser = _parser()
+    args = parser.parse_args(argv)
     try:
         check_tensorboard()
-        from cmnet_keras.cli import given_cache
         from cmnet_keras.config import get_config
         from cmnet_keras.data.cache import cache_fingerprint
         from cmnet_keras.data.embedded import ensure_embedded_cache
@@ -127,17 +140,18 @@ def main(argv=None):
         if args.epochs is not None:
             overrides["epochs"] = args.epochs
         config = get_config(args.preset, **overrides)
-        cache_dir = given_cache(args)
-        if cache_dir is None:
-            cache_dir = ensure_embedded_cache(config.image_size, config.num_frames, args.data_dir, seed=args.seed)
-        config = config_for_cache(config, cache_dir)
-        folds = _fold_numbers(args, cache_dir)
-        settings = {"cache_fingerprint": cache_fingerprint(cache_dir), "preset": args.preset}
-        _, best = run_search(config, cache_dir, args.out, step=args.step, folds=folds, objective=args.objective,
+        data = cli.run_data(args, lambda: ensure_embedded_cache(config.image_size, config.num_frames, args.data_dir,
+                                                                seed=args.seed))
+        config = config_for_cache(config, data.cache_dir)
+        folds = _fold_numbers(args, data)
+        settings = {"cache_fingerprint": cache_fingerprint(data.cache_dir), "preset": args.preset}
+        _, best = run_search(config, data.cache_dir, args.out, step=args.step, folds=folds, objective=args.objective,
                              validation_subjects=args.validation_subjects, max_trials=args.max_trials,
                              max_consecutive_failures=args.max_consecutive_failures, overwrite=args.overwrite,
                              settings=settings, verbose=args.verbose)
-    except (ValueError, ImportError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, ImportError, OSError, CacheLockedError) as e:
+        parser.exit(2, f"error: {e}\n")
+    except RuntimeError as e:  # keras-tuner: too many failed trials in a row
         print(f"error: {e}", file=sys.stderr)
         return 1
     except Exception as e:
@@ -157,4 +171,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from cmnet_keras.cli import exit_on_error
+
+    exit_on_error(lambda: sys.exit(main()))
