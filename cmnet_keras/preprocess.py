@@ -38,7 +38,8 @@ def build_parser():
     parser.add_argument("--cropped", action="store_true", help="use the release's cropped faces: no face alignment")
     parser.add_argument("--all-emotions", action="store_true",
                         help="also keep the emotions the paper drops (CASME II sadness, fear; SAMM disgust, fear, "
-                             "sadness): needed for the MEGC 2019 composite (train --composite megc2019)")
+                             "sadness): needed for the MEGC 2019 composite (train --composite megc2019); smic: "
+                             "nothing to add; not for manifest (every label is kept)")
     parser.add_argument("--size", type=int, default=224, help="output side in pixels (default 224)")
     parser.add_argument("--frames", type=int, default=16, help="frames per clip N (default 16)")
     parser.add_argument("--temporal", default="uniform", choices=("uniform", "apex"),

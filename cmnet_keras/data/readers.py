@@ -194,7 +194,9 @@ def read_dataset(name, root, cropped=False, worksheet=None, paper_clips=False, s
         smic_subset: SMIC only: "HS" (default, the paper's), "NIR" or "VIS",
             chosen by a path component of that name (case-insensitive).
         all_emotions: also keep the emotions the paper drops (`class_set`), e.g.
-            SAMM's disgust, fear and sadness, which the MEGC 2019 composite counts as negative.
+            SAMM's disgust, fear and sadness, which the MEGC 2019 composite counts as
+            negative. SMIC has none (a note says so); an error for a manifest, which
+            keeps every label of its CSV.
 
     Returns:
         DatasetSpec. Rows that cannot become clips are warned about (naming the
@@ -206,6 +208,9 @@ def read_dataset(name, root, cropped=False, worksheet=None, paper_clips=False, s
         raise ValueError(f"A worksheet ({worksheet!r}, --sheet) is named only for datasets with a sheet, not {name}")
     if paper_clips and name not in PAPER_LEFT_OUT:
         raise ValueError(f"paper_clips (--paper-clips) applies to {sorted(PAPER_LEFT_OUT)} only, not {name}")
+    if all_emotions and name == "manifest":
+        raise ValueError("all_emotions (--all-emotions) applies to casme2 and samm (smic has no other emotions); a "
+                         "manifest's classes are every label in its CSV already")
     if smic_subset is not None and (name != "smic" or smic_subset.upper() not in SMIC_SUBSETS):
         raise ValueError(f"smic_subset (--smic-subset) must be one of {SMIC_SUBSETS} with the smic dataset, "
                          f"got {smic_subset!r} for {name}")
@@ -215,7 +220,11 @@ def read_dataset(name, root, cropped=False, worksheet=None, paper_clips=False, s
     if name == "smic":
         if root.is_file():
             raise ValueError(f"SMIC has no annotation sheet: give its folder as the root, not the file {root}")
-        return _read_smic(root, cropped, (smic_subset or SMIC_SUBSETS[0]).upper())
+        spec = _read_smic(root, cropped, (smic_subset or SMIC_SUBSETS[0]).upper())
+        if all_emotions:
+            spec.info.append(f"--all-emotions: nothing to add, SMIC's classes {', '.join(spec.class_names)} are all "
+                             "its emotions")
+        return spec
     if name == "manifest":
         return _read_manifest(root, worksheet)
     return _read_sheet_dataset(name, root, cropped, worksheet, paper_clips, all_emotions)
