@@ -181,8 +181,11 @@ def select_range(source, onset=None, offset=None):
 
 
 def window_spans(source, first, last, window, stride=None):
-    """Inclusive (start, end) frames of every whole window of the `--window`/`--stride` options
-    (time options; stride default half the window) in first..last."""
+    """Inclusive (start, end) frames of every whole window in first..last.
+
+    `window` and `stride` are time options (`--window`, `--stride`); the stride
+    defaults to half the window.
+    """
     length = time_to_frames(window, "window", source, duration=True)
     step = max(length // 2, 1) if stride is None else time_to_frames(stride, "stride", source, duration=True)
     if length > last - first + 1:

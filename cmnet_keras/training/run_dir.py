@@ -71,8 +71,11 @@ def read_settings(run_dir):
 
 
 def data_settings(cache_dir, hold_out, subjects, numbers):
-    """The settings a composite or cross-dataset run adds to a LOSO run's (none on one dataset's cache):
-    the composite's summary (`cmnet_keras.data.composite`), and what is held out when it is not the subject."""
+    """The settings a composite or cross-dataset run adds to a LOSO run's (none on one dataset's cache).
+
+    They are the composite's summary (`cmnet_keras.data.composite`), and what
+    is held out when it is not the subject.
+    """
     extra = {}
     summary = composite_summary(cache_dir)
     if summary is not None:
