@@ -95,7 +95,9 @@ def test_composite_counts_and_classes_equal_the_challenge(full_caches, tmp_path,
     summary = composite.build_composite(list(full_caches.values())[::-1], tmp_path / "c442")
     assert _counts(tmp_path / "c442") == {**TABLE_COUNTS, "samm": (92, 26, 15)}  # 032_3_1 added back
     assert summary["clips"] == 442 and sum(summary["subjects"].values()) == 68 == sum(SUBJECTS.values())
-    assert summary["missing_clips"] == summary["subjects_without_clips"] == summary["label_disagreements"] == []
+    assert summary["missing_clips"] == {"casme2": 0, "samm": 0, "smic": 0}
+    assert summary["subjects_without_clips"] == summary["label_disagreements"] == []
+    assert pd.read_csv(tmp_path / "c442" / composite.MISSING_FILE).empty
     index = cache.read_index(tmp_path / "c442")
     assert {s.split("/")[0] for s in index["subject"]} == {"casme2", "samm", "smic"}
     assert {"casme2/sub01", "samm/006", "smic/s1"} <= set(index["subject"])
@@ -117,6 +119,12 @@ def test_composite_counts_and_classes_equal_the_challenge(full_caches, tmp_path,
     assert "441 of 441 list clips found, 68 subjects" in capsys.readouterr().out
 
 
+def _missing(folder):
+    """The ids of the composite's missing_clips.csv."""
+    table = pd.read_csv(folder / composite.MISSING_FILE, dtype=str)
+    return [f"{d}/{s}/{c}" for d, s, c in zip(table["dataset"], table["subject"], table["clip"])]
+
+
 def _cache_without(source, folder, drop=lambda index: index.iloc[:0], class_names=None):
     """A cache equal to `source` (its clips linked) without the index rows `drop(index)` selects."""
     folder.mkdir()
@@ -135,18 +143,21 @@ def test_missing_clips_subjects_and_datasets_are_named(full_caches, tmp_path, ca
     summary = composite.build_composite([full_caches["casme2"], full_caches["samm"], smic], tmp_path / "c")
     listed = composite.clip_list()
     s20 = [f"smic/s20/{c}" for c in listed[listed["subject"] == "s20"]["clip"]]
-    assert len(s20) > 1 and summary["missing_clips"] == ["smic/s03/s03_po_01", *s20]
+    assert len(s20) > 5 and summary["missing_clips"] == {"casme2": 0, "samm": 0, "smic": 1 + len(s20)}
+    assert _missing(tmp_path / "c") == ["smic/s03/s03_po_01", *s20]
     assert summary["clips"] == 442 - 1 - len(s20) and summary["subjects_without_clips"] == ["smic/s20"]
     out = capsys.readouterr().out
-    assert f"list clips not in the caches ({1 + len(s20)}): smic/s03/s03_po_01, smic/s20/" in out
-    assert "list subjects without clips (1): smic/s20" in out
+    assert (f"list clips not in the caches ({1 + len(s20)}; smic {1 + len(s20)}; all in "
+            f"{tmp_path / 'c' / 'missing_clips.csv'}): smic/s03/s03_po_01, {', '.join(s20[:4])}, ... "
+            f"({len(s20) - 4} more)\n") in out
+    assert s20[4] not in out and "list subjects without clips (1): smic/s20" in out
 
     samm = _cache_without(full_caches["samm"], tmp_path / "samm", lambda index: index[index["emotion"].isin(
         ["disgust", "fear", "sadness"])], class_names=["anger", "contempt", "happiness", "surprise", "others"])
     summary = composite.build_composite([full_caches["casme2"], samm, full_caches["smic"]], tmp_path / "c2")
     samm_index = cache.read_index(full_caches["samm"])
     dropped = samm_index[samm_index["emotion"].isin(["disgust", "fear", "sadness"])]
-    assert len(dropped) > 0 and sorted(summary["missing_clips"]) == sorted(
+    assert len(dropped) > 0 and sorted(_missing(tmp_path / "c2")) == sorted(
         f"samm/{int(s)}/{c}" for s, c in zip(dropped["subject"], dropped["clip_id"]))
     assert any("--all-emotions" in hint for hint in summary["hints"])
 
@@ -285,7 +296,9 @@ def test_tuner_builds_the_composite_of_its_caches(small_caches, tmp_path, capsys
     from tuning import grid
 
     caches = [str(small_caches["casme2"]), str(small_caches["samm"])]
-    assert grid.main(["--cache", *caches, "--preset", "tiny", "--out", str(tmp_path / "search")]) == 1
+    with pytest.raises(SystemExit) as stop:
+        grid.main(["--cache", *caches, "--preset", "tiny", "--out", str(tmp_path / "search")])
+    assert stop.value.code == 2
     assert "none given for ['smic']" in capsys.readouterr().err
 
 
@@ -297,15 +310,17 @@ def test_cross_dataset_test_cache_without_list_clips_is_named(small_caches, tmp_
                     "--out", str(tmp_path / "run")])
     assert stop.value.code == 2
     assert f"--test-cache {samm}: none of its samm clips is in the composite's clip list" in capsys.readouterr().err
-    assert not (tmp_path / "run" / "config.json").exists()
+    assert not (tmp_path / "run").exists()  # no composite written either
 
 
 def test_tuner_refuses_a_composite_without_caches(tmp_path, capsys):
     pytest.importorskip("keras_tuner")
     from tuning import grid
 
-    assert grid.main(["--embedded", "--composite", "megc2019", "--data-dir", str(tmp_path / "data"),
-                      "--preset", "tiny", "--out", str(tmp_path / "search")]) == 1
+    with pytest.raises(SystemExit) as stop:
+        grid.main(["--embedded", "--composite", "megc2019", "--data-dir", str(tmp_path / "data"),
+                   "--preset", "tiny", "--out", str(tmp_path / "search")])
+    assert stop.value.code == 2
     assert "--composite megc2019 needs the datasets' caches" in capsys.readouterr().err
     assert not (tmp_path / "data").exists() and not (tmp_path / "search").exists()
 
@@ -324,3 +339,57 @@ def test_composite_options_without_a_composite_are_refused(extra, words, small_c
         train.main([*extra, "--data-dir", str(tmp_path / "data"), "--preset", "tiny", "--out", str(tmp_path / "run")])
     assert stop.value.code == 2 and "not to the embedded dataset" in capsys.readouterr().err
     assert not (tmp_path / "data").exists()
+
+
+def _tree(folder):
+    """{relative path: file bytes, or the target of a link} of every entry under `folder`."""
+    return {str(p.relative_to(folder)): str(p.readlink()) if p.is_symlink() else p.read_bytes()
+            for p in sorted(folder.rglob("*"))}
+
+
+def test_a_refused_rerun_leaves_the_composite_and_the_run_resumes(small_caches, tmp_path, capsys):
+    caches = [str(small_caches[d]) for d in ("casme2", "samm", "smic")]
+    out = tmp_path / "run"
+    results = _train(out, "--cache", *caches, "--folds", "0")
+    printed = capsys.readouterr().out
+    missing = _missing(out / "composite")
+    assert len(missing) == 442 - 12 and printed.count(missing[0]) == 1  # the ids once: when built, not in the run's
+    assert f"all in {out / 'composite' / 'missing_clips.csv'}): {missing[0]}, " in printed
+    assert results["composite"]["missing_clips"] == {d: n - 4 for d, n in
+                                                     composite.clip_list()["dataset"].value_counts().items()}
+    assert results["composite"]["missing_clips_file"] == "missing_clips.csv"
+    before = _tree(out / "composite")
+    with pytest.raises(SystemExit) as stop:
+        _train(out, "--cache", *caches, "--folds", "0", "--composite-clips", "table")
+    assert stop.value.code == 2
+    error = capsys.readouterr().err
+    assert f"{out / 'composite'} is the composite of the runs in {out}" in error
+    assert "composite.clip_set: 'challenge' (run) != 'table' (now)" in error
+    assert _tree(out / "composite") == before
+    saved = json.loads((out / "config.json").read_text())["settings"]["composite"]
+    assert saved == cache.read_meta(out / "composite")["composite"]
+    assert _train(out, "--cache", *caches, "--folds", "0")["folds"] == results["folds"]  # resumed: nothing redone
+    assert "1 of the folds finished earlier are kept" in capsys.readouterr().out
+
+
+def test_ablation_takes_the_cross_dataset_options(small_caches, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        ablation.main(["--table", "sampler", "--train-cache", str(small_caches["casme2"]), "--test-cache",
+                       str(small_caches["samm"]), "--folds", "0", "--preset", "tiny", "--out", str(tmp_path / "a")])
+    assert stop.value.code == 2
+    assert "--folds: a cross-dataset run has one fold" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+
+
+def test_all_emotions_is_a_note_for_smic_and_an_error_for_a_manifest(tmp_path, capsys):
+    table = composite.clip_list()
+    write_smic_tree(tmp_path / "SMIC", table[table["subject"] == "s01"].head(2))
+    assert preprocess.main(["--dataset", "smic", "--root", str(tmp_path / "SMIC"), "--out", str(tmp_path / "smic"),
+                            "--cropped", "--all-emotions", "--size", "8", "--quiet"]) == 0
+    note = "--all-emotions: nothing to add, SMIC's classes negative, positive, surprise are all its emotions"
+    assert capsys.readouterr().out.count(note) == 1
+    assert cache.read_meta(tmp_path / "smic")["class_names"] == ["negative", "positive", "surprise"]
+    assert preprocess.main(["--dataset", "manifest", "--root", str(tmp_path), "--out", str(tmp_path / "m"),
+                            "--all-emotions"]) == 2
+    assert "a manifest's classes are every label in its CSV already" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
