@@ -361,11 +361,10 @@ def test_a_refused_rerun_leaves_the_composite_and_the_run_resumes(small_caches, 
     before = _tree(out / "composite")
     with pytest.raises(SystemExit) as stop:
         _train(out, "--cache", *caches, "--folds", "0", "--composite-clips", "table")
-    assert stop.value.code == 2
+    assert stop.value.code == 2 and _tree(out / "composite") == before
     error = capsys.readouterr().err
     assert f"{out / 'composite'} is the composite of the runs in {out}" in error
     assert "composite.clip_set: 'challenge' (run) != 'table' (now)" in error
-    assert _tree(out / "composite") == before
     saved = json.loads((out / "config.json").read_text())["settings"]["composite"]
     assert saved == cache.read_meta(out / "composite")["composite"]
     assert _train(out, "--cache", *caches, "--folds", "0")["folds"] == results["folds"]  # resumed: nothing redone

@@ -26,7 +26,7 @@ class RunData:
 
     cache_dir: Path
     hold_out: str = "subject"
-    folds: list = None
+    folds: list | None = None
 
     def loso_options(self):
         """The keyword arguments of `run_loso` (and `run_seeds`, `run_ablation`) for this data."""
