@@ -72,7 +72,10 @@ def make_dataset(cache_dir, index=None, batch_size=8, shuffle=False, seed=0, rep
         dataset = dataset.repeat()
     dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    # Under tf.distribute with several workers: each keeps its replicas' share of every batch.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def make_epochs_dataset(cache_dir, index, batch_size, seeds, min_batch=1):
