@@ -84,7 +84,20 @@ def strategy_scope(strategy):
 
 def worker_id(strategy):
     """None on the chief (or without a multi-worker strategy), else the worker's task id."""
-    resolver = getattr(strategy, "cluster_resolver", None)
+    return _task_id(getattr(strategy, "cluster_resolver", None))
+
+
+def is_chief(name):
+    """Whether this process is the chief under strategy `name`: always, except on another
+    "multiworker" worker (told by `TF_CONFIG`, without building the strategy)."""
+    if name != "multiworker":
+        return True
+    import tensorflow as tf
+
+    return _task_id(tf.distribute.cluster_resolver.TFConfigClusterResolver()) is None
+
+
+def _task_id(resolver):
     if resolver is None or not resolver.task_type:
         return None
     task_type, task_id = resolver.task_type, resolver.task_id
@@ -92,8 +105,6 @@ def worker_id(strategy):
     if task_type == "chief" or (task_type == "worker" and task_id == 0 and not has_chief):
         return None
     return f"{task_type}_{task_id}"
-
-
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+from cmnet_keras import distribute
 from killharness import kill_and_resume, leftovers
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -18,17 +19,29 @@ ENV = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
 FOLD = "folds/00_sub01"
 EPOCHS = 3
 # Nothing random, as in test_train's replica test: deterministic sampler, no augmentation, prototype
-# noise times eta ~ 1e-6. Global batch 2: one clip per worker.
+# noise times eta ~ 1e-6. Global batch 4 (the fold's 4 training clips): 2 clips per worker, one step an epoch.
 WORKER = f"""
 import sys
 from cmnet_keras import cli, get_config
 from cmnet_keras.training import run_loso
 
 config = get_config("tiny", sampler="deterministic", jitter_rate=0.0, grayscale_rate=0.0, blur_rate=0.0,
-                    eta_init=1e-6, sync_batchnorm=True, learning_rate=0.05, epochs={EPOCHS}, seed=1)
+                    eta_init=1e-6, sync_batchnorm=True, learning_rate=0.05, epochs={EPOCHS}, batch_size=4, seed=1)
 cli.exit_on_error(lambda: run_loso(sys.argv[1], config, sys.argv[2], folds=[0], strategy=sys.argv[3], verbose=0,
                                    checkpoint_every=1))
 """
+
+
+@pytest.mark.parametrize("cluster, task, chief", [
+    ({"worker": ["localhost:1", "localhost:2"]}, {"type": "worker", "index": 0}, True),
+    ({"worker": ["localhost:1", "localhost:2"]}, {"type": "worker", "index": 1}, False),
+    ({"chief": ["localhost:1"], "worker": ["localhost:2"]}, {"type": "chief", "index": 0}, True),
+    ({"chief": ["localhost:1"], "worker": ["localhost:2"]}, {"type": "worker", "index": 0}, False),
+])
+def test_the_chief_is_told_by_tf_config(monkeypatch, cluster, task, chief):
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task}))
+    assert distribute.is_chief("multiworker") is chief
+    assert distribute.is_chief("none")
 
 
 def _worker(cache_dir, out, strategy):
@@ -54,7 +67,7 @@ def _files(run_dir):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, synthetic_cache):
-    """One process (no strategy) and two workers, each training fold 0 for 3 epochs with global batch 2."""
+    """One process (no strategy) and two workers, each training fold 0 for 3 epochs with global batch 4."""
     root = tmp_path_factory.mktemp("multiworker")
     cache_dir = synthetic_cache(root / "cache", ["sub01", "sub02", "sub10"])
     _run(_worker(cache_dir, root / "one", "none"), root / "tmp_one")
@@ -67,12 +80,13 @@ def test_two_workers_train_to_the_weights_of_one_process(runs):
     root, _ = runs
     one = keras.models.load_model(root / "one" / FOLD / f"epoch_{EPOCHS:03d}.keras")
     two = keras.models.load_model(root / "two" / FOLD / f"epoch_{EPOCHS:03d}.keras")
-    assert int(one.optimizer.iterations) == int(two.optimizer.iterations) == 2 * EPOCHS  # 4 clips, batch 2
-    # Only the summation order differs (the gradient and BatchNorm sums over 2 workers): float32 round-off.
+    assert int(one.optimizer.iterations) == int(two.optimizer.iterations) == EPOCHS
+    # Only the summation order differs (gradients and BatchNorm moments summed over the workers instead of
+    # over one batch tensor): float32 round-off (measured 4e-6 to 1.2e-5, in BatchNorm moving variances).
     differences = {v.path: float(np.abs(a - b).max()) for v, a, b in zip(one.weights, one.get_weights(),
                                                                           two.get_weights())}
     print("largest weight difference:", max(differences.values()))
-    assert max(differences.values()) <= 1e-5, differences
+    assert max(differences.values()) <= 5e-5, differences
     history_one, history_two = _outcome(root / "one")["history"], _outcome(root / "two")["history"]
     assert abs(history_one["loss"][0] - history_one["loss"][-1]) > 0.01  # training moves far more than that
     for key in ("loss", "ce_loss", "wrst_loss"):

@@ -70,7 +70,7 @@ def read_settings(run_dir):
 
 
 def check_run_settings(out, settings):
-    """Raises ConfigMismatchError if `out` holds a run (config.json) with other settings; returns whether it holds one."""
+    """Whether `out` holds a run (config.json); raises ConfigMismatchError if its settings differ."""
     out = Path(out)
     if not (out / CONFIG_FILE).is_file():
         return False
