@@ -17,8 +17,8 @@ each batch (tf.data's DATA auto-shard policy, set by `data.pipeline`).
 import contextlib
 import json
 import os
-import shutil
 import tempfile
+from pathlib import Path
 
 import keras
 
@@ -107,24 +107,16 @@ def _task_id(resolver):
     return f"{task_type}_{task_id}"
 
 
-@contextlib.contextmanager
 def output_dir(out, strategy):
-    """The folder a process writes its run to: `out` on the chief (and without a multi-worker
-    strategy), a temp folder on the other workers, removed afterwards.
+    """The folder this process writes its run to: `out` on the chief (and without a multi-worker
+    strategy), a new temp folder on the other workers (`cmnet_<task>_*` in the system's temp folder).
 
     Every worker saves what the chief saves, so that the workers stay in step, but only the
-    chief's files are kept. A killed worker leaves its temp folder (`cmnet_<task>_*` in the
-    system's temp folder); nothing reads it again.
+    chief's files are kept: the caller removes the temp folder when done; a killed worker
+    leaves it, and nothing reads it again.
     """
     worker = worker_id(strategy)
-    if worker is None:
-        yield out
-        return
-    temp = tempfile.mkdtemp(prefix=f"cmnet_{worker}_")
-    try:
-        yield temp
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
+    return Path(out) if worker is None else Path(tempfile.mkdtemp(prefix=f"cmnet_{worker}_"))
 
 
 def multi_worker_strategy():

@@ -18,6 +18,7 @@ equals an uninterrupted one.
 import contextlib
 import dataclasses
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -272,51 +273,50 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
     numbers = list(range(len(subjects))) if folds is None else list(folds)
     tf_strategy = distribute.get_strategy(strategy)
     out = Path(out)
+    written = distribute.output_dir(out, tf_strategy)  # a worker's: thrown away, the chief's run decides
     settings = {"config": config.to_dict(), "subjects": subjects, "cache_fingerprint": cache_fingerprint(cache_dir),
                 "validation_subjects": validation_subjects, "mixed_precision": mixed_precision,
                 "evaluate_on": evaluate_on, "class_weight": class_weight}
-    with distribute.output_dir(out, tf_strategy) as written:
-        written = Path(written)
-        if written != out:  # a worker: the chief's run decides, the worker's files are thrown away
-            run_dir.check_run_settings(out, settings)
-        run_dir.prepare_run_dir(written, settings, command or [])
-        print(f"LOSO on {cache_dir}: {len(subjects)} subjects, running folds {numbers} into {written}", flush=True)
-        if tf_strategy is not None:
-            print(f"strategy {strategy}: {tf_strategy.num_replicas_in_sync} replicas in sync", flush=True)
+    if written != out:
+        run_dir.check_run_settings(out, settings)
+    run_dir.prepare_run_dir(written, settings, command or [])
+    print(f"LOSO on {cache_dir}: {len(subjects)} subjects, running folds {numbers} into {written}", flush=True)
+    if tf_strategy is not None:
+        print(f"strategy {strategy}: {tf_strategy.num_replicas_in_sync} replicas in sync", flush=True)
 
-        def fold_dir(folder, number):
-            return folder / "folds" / f"{number:02d}_{subjects[number]}"
+    def fold_dir(number, folder=out):
+        return folder / "folds" / f"{number:02d}_{subjects[number]}"
 
-        pending = [n for n in numbers if not (fold_dir(out, n) / reports.RESULT_FILE).is_file()]
-        if len(pending) < len(numbers):
-            print(f"{len(numbers) - len(pending)} of the folds finished earlier are kept", flush=True)
-        start = time.perf_counter()
-        folds_iter = loso_folds(cache_dir, batch_size=config.batch_size, seed=config.seed,
-                                subjects=[subjects[n] for n in pending], validation_subjects=validation_subjects)
-        compiled = {}
-        keras.utils.set_random_seed(config.seed)
-        with dtype_policy(mixed_precision), fused_batch_norm():
-            for done, (number, fold) in enumerate(zip(pending, folds_iter), 1):
-                if evaluate_on == "validation":
-                    fold = dataclasses.replace(fold, test=fold.validation, test_index=fold.validation_index,
-                                               validation=None, validation_index=None)
-                scored = (f"test subject {fold.subject}" if evaluate_on == "test" else
-                          f"validation subjects {sorted(set(fold.test_index['subject']))} (test subject "
-                          f"{fold.subject} left out)")
-                print(f"[fold {done}/{len(pending)}] #{number}: {scored} ({len(fold.test_index)} clips), "
-                      f"train {len(fold.train_index)} clips", flush=True)
-                result = train_fold(fold, number, fold_dir(written, number), cache_dir, config, strategy=tf_strategy,
-                                    verbose=verbose, checkpoint_every=checkpoint_every, compiled=compiled,
-                                    resume_from=fold_dir(out, number), class_weight=class_weight)
-                elapsed = time.perf_counter() - start
-                print(f"[fold {done}/{len(pending)}] #{number} ({fold.subject}): acc {100 * result['accuracy']:.1f}% "
-                      f"F1 {100 * result['f1']:.1f}% on {result['n']} clips | elapsed {format_duration(elapsed)}, "
-                      f"ETA {format_duration(elapsed / done * (len(pending) - done))}", flush=True)
+    pending = [n for n in numbers if not (fold_dir(n) / reports.RESULT_FILE).is_file()]
+    if len(pending) < len(numbers):
+        print(f"{len(numbers) - len(pending)} of the folds finished earlier are kept", flush=True)
+    start = time.perf_counter()
+    folds_iter = loso_folds(cache_dir, batch_size=config.batch_size, seed=config.seed,
+                            subjects=[subjects[n] for n in pending], validation_subjects=validation_subjects)
+    compiled = {}
+    keras.utils.set_random_seed(config.seed)
+    with dtype_policy(mixed_precision), fused_batch_norm():
+        for done, (number, fold) in enumerate(zip(pending, folds_iter), 1):
+            if evaluate_on == "validation":
+                fold = dataclasses.replace(fold, test=fold.validation, test_index=fold.validation_index,
+                                           validation=None, validation_index=None)
+            scored = (f"test subject {fold.subject}" if evaluate_on == "test" else
+                      f"validation subjects {sorted(set(fold.test_index['subject']))} (test subject {fold.subject} "
+                      "left out)")
+            print(f"[fold {done}/{len(pending)}] #{number}: {scored} ({len(fold.test_index)} clips), "
+                  f"train {len(fold.train_index)} clips", flush=True)
+            result = train_fold(fold, number, fold_dir(number, written), cache_dir, config, strategy=tf_strategy,
+                                verbose=verbose, checkpoint_every=checkpoint_every, compiled=compiled,
+                                resume_from=fold_dir(number), class_weight=class_weight)
+            elapsed = time.perf_counter() - start
+            print(f"[fold {done}/{len(pending)}] #{number} ({fold.subject}): acc {100 * result['accuracy']:.1f}% "
+                  f"F1 {100 * result['f1']:.1f}% on {result['n']} clips | elapsed {format_duration(elapsed)}, "
+                  f"ETA {format_duration(elapsed / done * (len(pending) - done))}", flush=True)
 
-        notes = {"lambdas": list(config.lambdas), "lambda_ablation": config.lambda_ablation,
-                 "evaluate_on": evaluate_on}
-        results = reports.write_summary(written, reports.load_fold_results(written), config.class_names, subjects,
-                                        notes)
+    notes = {"lambdas": list(config.lambdas), "lambda_ablation": config.lambda_ablation, "evaluate_on": evaluate_on}
+    results = reports.write_summary(written, reports.load_fold_results(written), config.class_names, subjects, notes)
+    if written != out:
+        shutil.rmtree(written, ignore_errors=True)
     if config.lambda_ablation:
         print(f"loss ablation: lambdas {config.lambdas} (the paper's Table 3 way: they do not sum to 1)", flush=True)
     print(reports.format_summary(results), flush=True)
