@@ -17,16 +17,16 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 PAIR = [sys.executable, str(REPO / "tests" / "workerpair.py")]
 ENV = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
 FOLD = "folds/00_sub01"
-EPOCHS = 3
+EPOCHS = 2
 # Nothing random, as in test_train's replica test: deterministic sampler, no augmentation, prototype
-# noise times eta ~ 1e-6. Global batch 4 (the fold's 4 training clips): 2 clips per worker, one step an epoch.
+# noise times eta ~ 1e-6. Global batch 4: 2 clips per worker, 2 steps an epoch over the fold's 8 training clips.
 WORKER = f"""
 import sys
 from cmnet_keras import cli, get_config
 from cmnet_keras.training import run_loso
 
 config = get_config("tiny", sampler="deterministic", jitter_rate=0.0, grayscale_rate=0.0, blur_rate=0.0,
-                    eta_init=1e-6, sync_batchnorm=True, learning_rate=0.05, epochs={EPOCHS}, batch_size=4, seed=1)
+                    eta_init=1e-6, sync_batchnorm=True, learning_rate=0.01, epochs={EPOCHS}, batch_size=4, seed=1)
 cli.exit_on_error(lambda: run_loso(sys.argv[1], config, sys.argv[2], folds=[0], strategy=sys.argv[3], verbose=0,
                                    checkpoint_every=1))
 """
@@ -67,9 +67,9 @@ def _files(run_dir):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, synthetic_cache):
-    """One process (no strategy) and two workers, each training fold 0 for 3 epochs with global batch 4."""
+    """One process (no strategy) and two workers, each training fold 0 for 2 epochs with global batch 4."""
     root = tmp_path_factory.mktemp("multiworker")
-    cache_dir = synthetic_cache(root / "cache", ["sub01", "sub02", "sub10"])
+    cache_dir = synthetic_cache(root / "cache", ["sub01", "sub02", "sub10"], clips_per_subject=4)
     _run(_worker(cache_dir, root / "one", "none"), root / "tmp_one")
     _run([*PAIR, "2", *_worker(cache_dir, root / "two", "multiworker")], root / "tmp_two")
     return root, cache_dir
@@ -80,17 +80,18 @@ def test_two_workers_train_to_the_weights_of_one_process(runs):
     root, _ = runs
     one = keras.models.load_model(root / "one" / FOLD / f"epoch_{EPOCHS:03d}.keras")
     two = keras.models.load_model(root / "two" / FOLD / f"epoch_{EPOCHS:03d}.keras")
-    assert int(one.optimizer.iterations) == int(two.optimizer.iterations) == EPOCHS
+    assert int(one.optimizer.iterations) == int(two.optimizer.iterations) == 2 * EPOCHS
     # Only the summation order differs (gradients and BatchNorm moments summed over the workers instead of
-    # over one batch tensor): float32 round-off (measured 4e-6 to 1.2e-5, in BatchNorm moving variances).
+    # over one batch tensor): float32 round-off, grown by 4 steps of training (measured 7e-6, a BatchNorm
+    # moving variance; 3e-6 in trainable weights; at learning rate 0.05 it grows to 1e-3).
     differences = {v.path: float(np.abs(a - b).max()) for v, a, b in zip(one.weights, one.get_weights(),
                                                                           two.get_weights())}
     print("largest weight difference:", max(differences.values()))
     assert max(differences.values()) <= 5e-5, differences
     history_one, history_two = _outcome(root / "one")["history"], _outcome(root / "two")["history"]
-    assert abs(history_one["loss"][0] - history_one["loss"][-1]) > 0.01  # training moves far more than that
-    for key in ("loss", "ce_loss", "wrst_loss"):
-        np.testing.assert_allclose(history_two[key], history_one[key], rtol=1e-5, err_msg=key)
+    assert abs(history_one["loss"][0] - history_one["loss"][-1]) > 1e-3  # 50 times the losses' tolerance
+    for key in ("loss", "ce_loss", "id_loss", "wrst_loss"):  # measured 3e-6 at most (L_Wrst)
+        np.testing.assert_allclose(history_two[key], history_one[key], atol=2e-5, rtol=0, err_msg=key)
     probs = [[c["probs"] for c in _outcome(root / run)["predictions"]] for run in ("one", "two")]
     np.testing.assert_allclose(probs[1], probs[0], atol=1e-5)
 
