@@ -38,6 +38,9 @@ def add_training_arguments(parser):
     parser.add_argument("--folds", help="fold numbers to run, e.g. 0-12 (default: all)")
     parser.add_argument("--validation-subjects", type=int, default=0,
                         help="training subjects per fold used for validation curves (never the test subject)")
+    parser.add_argument("--class-weight", choices=("balanced",),
+                        help="weight each clip's L_C by scikit-learn's balanced class weights of the fold's "
+                             "training labels (default: unweighted)")
     parser.add_argument("--strategy", default="none", choices=distribute.STRATEGIES, help="tf.distribute strategy")
     parser.add_argument("--mixed-precision", nargs="?", const="float16", choices=("float16", "bfloat16"),
                         help="mixed precision: float16 (the default of the bare flag; with loss scaling) or bfloat16")
@@ -103,7 +106,8 @@ def run_options(args, data):
     """The keyword arguments of `training.run_loso` given by parsed options and the run's `RunData`."""
     return {"validation_subjects": args.validation_subjects, "strategy": args.strategy,
             "mixed_precision": args.mixed_precision, "verbose": args.verbose,
-            "checkpoint_every": args.checkpoint_every, **data.loso_options()}
+            "checkpoint_every": args.checkpoint_every, "class_weight": args.class_weight,
+            **data.loso_options()}
 
 
 def prepare_run(parser, args, config):

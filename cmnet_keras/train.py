@@ -22,7 +22,7 @@ import argparse
 import sys
 
 from cmnet_keras import cli
-from cmnet_keras.distribute import StrategyError
+from cmnet_keras.distribute import StrategyError, is_chief
 from cmnet_keras.files import OutputError
 
 
@@ -50,7 +50,7 @@ def main(argv=None):
             run_seeds(cache, config, args.out, args.seeds, command=command, **options)
         else:
             run_loso(cache, config, args.out, command=command, **options)
-        if args.final_model:
+        if args.final_model and is_chief(args.strategy):  # one device, the chief alone
             train_final_model(cache, config, args.out, verbose=args.verbose)
     except (ConfigMismatchError, OutputError, StrategyError) as error:
         parser.exit(2, f"error: {error}\n")

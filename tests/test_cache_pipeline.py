@@ -293,3 +293,22 @@ def test_epochs_drop_a_last_batch_smaller_than_min_batch(tmp_path, synthetic_cac
     assert pipeline.epoch_steps(num_clips, 4, min_batch) == len(expected)
     with pytest.raises(ValueError, match="min_batch must be in 1..batch_size=4, got 5"):
         pipeline.make_epochs_dataset(cache_dir, index, 4, seeds=[1], min_batch=5)
+
+
+def test_epochs_keep_their_order_on_every_pass(tmp_path, synthetic_cache):
+    """Keras under tf.distribute reads a first batch from a pass of its own, then trains on a new pass."""
+    from cmnet_keras.data import pipeline
+
+    cache_dir = synthetic_cache(tmp_path / "c", ["s1", "s2"], clips_per_subject=4)
+    index = cache.read_index(cache_dir)
+    data = pipeline.make_epochs_dataset(cache_dir, index, 4, seeds=[1, 2])
+
+    def apexes(dataset):
+        return [x["apex"].tolist() for x, _ in dataset.as_numpy_iterator()]
+
+    first = apexes(data)
+    assert apexes(data) == first
+    assert sorted(sum(first[:2], [])) == sorted(index["apex"].tolist())  # one epoch: every clip once
+    assert first[:2] != first[2:]  # each epoch in its own seed's order
+    once = pipeline.make_dataset(cache_dir, index=index, batch_size=4, shuffle=True, seed=1)
+    assert apexes(once) != apexes(once)  # make_dataset's default: a new order on every pass

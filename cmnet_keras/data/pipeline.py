@@ -18,14 +18,17 @@ import tensorflow as tf
 from cmnet_keras.data import cache
 
 
-def make_dataset(cache_dir, index=None, batch_size=8, shuffle=False, seed=0, repeat=False, drop_remainder=False):
+def make_dataset(cache_dir, index=None, batch_size=8, shuffle=False, seed=0, repeat=False, drop_remainder=False,
+                 reshuffle=True):
     """Builds a batched, prefetched tf.data.Dataset of cached clips.
 
     Args:
         cache_dir: folder written by `cmnet_keras.preprocess`.
         index: DataFrame subset of `cache.read_index(cache_dir)` (default: all clips).
         batch_size: clips per batch.
-        shuffle: reshuffle the clip order every epoch (seeded by `seed`).
+        shuffle: shuffle the clip order (seeded by `seed`).
+        reshuffle: with `shuffle`, a new order on every pass over the dataset (False: the
+            seed's one order on every pass).
         seed: shuffle seed.
         repeat: repeat forever.
         drop_remainder: drop a last smaller batch.
@@ -67,19 +70,24 @@ def make_dataset(cache_dir, index=None, batch_size=8, shuffle=False, seed=0, rep
 
     dataset = tf.data.Dataset.from_tensor_slices((paths, apex, label))
     if shuffle:
-        dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=reshuffle)
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    # Under tf.distribute with several workers: each keeps its replicas' share of every batch.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def make_epochs_dataset(cache_dir, index, batch_size, seeds, min_batch=1):
     """Several training epochs as one finite dataset: one pass over `index` per seed, each shuffled by its seed.
 
     Epoch e's clip order depends on its own seed only, so a run resumed at any
-    epoch sees the same batches as an uninterrupted one. A last batch of an
+    epoch sees the same batches as an uninterrupted one, also when the dataset is
+    iterated more than once: under tf.distribute, Keras's `fit` first reads one
+    batch from a pass of its own (to build the model), then trains on a new pass. A last batch of an
     epoch smaller than `min_batch` (the replica count under tf.distribute, so
     that no replica gets an empty batch) is dropped: `epoch_steps` counts the rest.
     """
@@ -87,7 +95,8 @@ def make_epochs_dataset(cache_dir, index, batch_size, seeds, min_batch=1):
         raise ValueError("seeds is empty: no epochs to build")
     if not 1 <= min_batch <= batch_size:
         raise ValueError(f"min_batch must be in 1..batch_size={batch_size}, got {min_batch}")
-    passes = [make_dataset(cache_dir, index=index, batch_size=batch_size, shuffle=True, seed=s) for s in seeds]
+    passes = [make_dataset(cache_dir, index=index, batch_size=batch_size, shuffle=True, seed=s, reshuffle=False)
+              for s in seeds]
     dataset = functools.reduce(tf.data.Dataset.concatenate, passes)
     if min_batch > 1:
         dataset = dataset.filter(lambda inputs, label: tf.shape(label)[0] >= min_batch)

@@ -18,11 +18,13 @@ equals an uninterrupted one.
 import contextlib
 import dataclasses
 import random
+import shutil
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
+from sklearn.utils.class_weight import compute_class_weight
 
 from cmnet_keras import distribute, metrics, reports
 from cmnet_keras.data.cache import cache_fingerprint, read_index, read_meta
@@ -34,6 +36,7 @@ from cmnet_keras.training import run_dir
 
 FINAL_MODEL_FILE = "model.keras"
 EVALUATE_ON = ("test", "validation")
+CLASS_WEIGHTS = (None, "balanced")
 PRECISIONS = {None: "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 
 
@@ -112,13 +115,17 @@ def predict_fold(model, fold, fold_number):
 
 
 def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, verbose=1, checkpoint_every=5,
-               compiled=None):
+               compiled=None, resume_from=None, class_weight=None):
     """Trains one fold for `config.epochs` epochs (resuming from its checkpoint) and tests it.
 
     The remaining epochs run in one `fit` call; a checkpoint is saved every
     `checkpoint_every` epochs and after the last. Under a strategy of R replicas
     an epoch's last batch of fewer than R clips is dropped, so that no replica
     trains on an empty batch.
+
+    With `class_weight="balanced"` each training clip's L_C is weighted by
+    `balanced_class_weight` of the fold's training labels (`CMNet.compute_loss`:
+    L_ID and L_Wrst stay unweighted); the weights go into the fold result.
 
     Args:
         fold: a `LOSOFold`.
@@ -132,6 +139,9 @@ def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, ve
         compiled: dict from steps per epoch to a model of an earlier fold of the
             same run, reused (`reuse_compiled`) instead of traced again; the
             fold's model is added to it.
+        resume_from: the fold folder whose checkpoint is resumed (default `fold_dir`;
+            on a worker other than the chief, the chief's).
+        class_weight: None or "balanced".
 
     Returns:
         the fold result dict (also written to `fold_dir`).
@@ -143,7 +153,7 @@ def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, ve
     steps_per_epoch = epoch_steps(len(fold.train_index), config.batch_size, replicas)
     seed_python(fold_seed(config.seed, fold_number, 0))
     with distribute.strategy_scope(strategy):
-        model, state = run_dir.load_epoch_checkpoint(fold_dir)
+        model, state = run_dir.load_epoch_checkpoint(fold_dir if resume_from is None else resume_from)
         if model is None:
             model = build_cmnet(config, steps_per_epoch=steps_per_epoch)
             if compiled is not None and steps_per_epoch in compiled:
@@ -152,11 +162,12 @@ def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, ve
         compiled[steps_per_epoch] = model
     if state["epoch"]:
         print(f"  resuming after epoch {state['epoch']}/{config.epochs}", flush=True)
+    weights = None if class_weight is None else balanced_class_weight(fold.train_index["label"])
     if state["epoch"] < config.epochs:
         seeds = [fold_seed(config.seed, fold_number, 2, epoch) for epoch in range(state["epoch"], config.epochs)]
         train = make_epochs_dataset(cache_dir, fold.train_index, config.batch_size, seeds, min_batch=replicas)
         model.fit(dataclasses.replace(fold, train=train), initial_epoch=state["epoch"], epochs=config.epochs,
-                  steps_per_epoch=steps_per_epoch, shuffle=False, verbose=verbose,
+                  steps_per_epoch=steps_per_epoch, shuffle=False, verbose=verbose, class_weight=weights,
                   callbacks=[run_dir.EpochCheckpoint(fold_dir, state, checkpoint_every, config.epochs)])
     clips = predict_fold(model, fold, fold_number)
     scores = metrics.fold_scores([c["label"] for c in clips], [c["pred"] for c in clips], config.num_classes)
@@ -165,9 +176,25 @@ def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, ve
               "train_subjects": fold_subjects(fold.train_index),
               "rho": tendency["rho"], "abs_z": tendency["abs_z"],
               "eta": np.round(keras.ops.convert_to_numpy(model.prototype.eta), 6).tolist(),
+              "class_weight": None if weights is None else {str(c): w for c, w in weights.items()},
               "train_seconds": round(state["train_seconds"], 2), "history": state["history"], "predictions": clips}
     reports.write_fold_result(fold_dir, result, config.class_names)
     return result
+
+
+def check_class_weight(class_weight):
+    """Raises ValueError unless `class_weight` is one of `CLASS_WEIGHTS`."""
+    if class_weight not in CLASS_WEIGHTS:
+        raise ValueError(f"class_weight must be one of {CLASS_WEIGHTS}, got {class_weight!r}")
+
+
+def balanced_class_weight(labels):
+    """scikit-learn's "balanced" weights of a fold's training labels, {class: n / (k n_class)}
+    over the k classes present (a class without training clips has no weight to set)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    classes = np.unique(labels)
+    weights = compute_class_weight("balanced", classes=classes, y=labels)
+    return {int(c): float(w) for c, w in zip(classes, weights)}
 
 
 def seed_python(seed):
@@ -211,7 +238,7 @@ def dtype_policy(mixed_precision):
 
 def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy="none",
              mixed_precision=None, verbose=1, command=None, checkpoint_every=5, evaluate_on="test",
-             hold_out="subject"):
+             hold_out="subject", class_weight=None):
     """Runs (or resumes) LOSO training and evaluation into the run directory `out`.
 
     With `evaluate_on="validation"` (the tuner's nested objective) each fold is
@@ -236,12 +263,15 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
         checkpoint_every: epochs between fold checkpoints (resume points).
         evaluate_on: "test" (the held-out subject) or "validation" (needs validation_subjects >= 1).
         hold_out: "subject" (LOSO) or "dataset" (cross-dataset), see `folds.loso_folds`.
+        class_weight: None or "balanced": see `train_fold`.
 
     Returns:
-        the final results dict over every finished fold of the run directory.
+        the final results dict over every finished fold of the run directory (on a worker
+        other than the chief, over the folds this process trained).
     """
     if evaluate_on not in EVALUATE_ON:
         raise ValueError(f"evaluate_on must be one of {EVALUATE_ON}, got {evaluate_on!r}")
+    check_class_weight(class_weight)
     check_precision(mixed_precision)
     if evaluate_on == "validation" and validation_subjects < 1:
         raise ValueError(f"evaluate_on='validation' needs validation_subjects >= 1, got {validation_subjects}")
@@ -250,19 +280,22 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
     subjects = fold_subjects(read_index(cache_dir), hold_out)
     numbers = list(range(len(subjects))) if folds is None else list(folds)
     tf_strategy = distribute.get_strategy(strategy)
-    worker = distribute.worker_id(tf_strategy)
-    out = Path(out) if worker is None else Path(out) / "workers" / worker
+    out = Path(out)
+    written = distribute.output_dir(out, tf_strategy)  # a worker's: thrown away, the chief's run decides
     settings = {"config": config.to_dict(), "subjects": subjects, "cache_fingerprint": cache_fingerprint(cache_dir),
                 "validation_subjects": validation_subjects, "mixed_precision": mixed_precision,
-                "evaluate_on": evaluate_on, **run_dir.data_settings(cache_dir, hold_out, subjects, numbers)}
-    run_dir.prepare_run_dir(out, settings, command or [])
+                "evaluate_on": evaluate_on, "class_weight": class_weight,
+                **run_dir.data_settings(cache_dir, hold_out, subjects, numbers)}
+    if written != out:
+        run_dir.check_run_settings(out, settings)
+    run_dir.prepare_run_dir(written, settings, command or [])
     print(f"{'LOSO' if hold_out == 'subject' else 'cross-dataset'} on {cache_dir}: {len(subjects)} {hold_out}s, "
-          f"running folds {numbers} into {out}", flush=True)
+          f"running folds {numbers} into {written}", flush=True)
     if tf_strategy is not None:
         print(f"strategy {strategy}: {tf_strategy.num_replicas_in_sync} replicas in sync", flush=True)
 
-    def fold_dir(number):
-        return out / "folds" / f"{number:02d}_{subjects[number].replace('/', '-')}"  # a composite's casme2/sub01
+    def fold_dir(number, folder=out):
+        return folder / "folds" / f"{number:02d}_{subjects[number].replace('/', '-')}"  # a composite's casme2/sub01
 
     pending = [n for n in numbers if not (fold_dir(n) / reports.RESULT_FILE).is_file()]
     if len(pending) < len(numbers):
@@ -283,8 +316,9 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
                       "left out)")
             print(f"[fold {done}/{len(pending)}] #{number}: {scored} ({len(fold.test_index)} clips), "
                   f"train {len(fold.train_index)} clips", flush=True)
-            result = train_fold(fold, number, fold_dir(number), cache_dir, config, strategy=tf_strategy,
-                                verbose=verbose, checkpoint_every=checkpoint_every, compiled=compiled)
+            result = train_fold(fold, number, fold_dir(number, written), cache_dir, config, strategy=tf_strategy,
+                                verbose=verbose, checkpoint_every=checkpoint_every, compiled=compiled,
+                                resume_from=fold_dir(number), class_weight=class_weight)
             elapsed = time.perf_counter() - start
             print(f"[fold {done}/{len(pending)}] #{number} ({fold.subject}): acc {100 * result['accuracy']:.1f}% "
                   f"F1 {100 * result['f1']:.1f}% on {result['n']} clips | elapsed {format_duration(elapsed)}, "
@@ -292,8 +326,10 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
 
     notes = {"lambdas": list(config.lambdas), "lambda_ablation": config.lambda_ablation, "evaluate_on": evaluate_on,
              **run_dir.data_notes(settings)}
-    results = reports.write_summary(out, reports.load_fold_results(out), config.class_names,
+    results = reports.write_summary(written, reports.load_fold_results(written), config.class_names,
                                     run_dir.expected_folds(settings), notes)
+    if written != out:
+        shutil.rmtree(written, ignore_errors=True)
     if config.lambda_ablation:
         print(f"loss ablation: lambdas {config.lambdas} (the paper's Table 3 way: they do not sum to 1)", flush=True)
     print(reports.format_summary(results), flush=True)

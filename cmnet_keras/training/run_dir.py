@@ -95,18 +95,26 @@ def expected_folds(settings):
     return settings.get("held_out", settings["subjects"])
 
 
+def check_run_settings(out, settings):
+    """Whether `out` holds a run (config.json); raises ConfigMismatchError if its settings differ."""
+    out = Path(out)
+    if not (out / CONFIG_FILE).is_file():
+        return False
+    check_settings(read_settings(out), settings,
+                   f"{out} holds a run with other settings; resume it with the same ones or use another --out.")
+    return True
+
+
 def prepare_run_dir(out, settings, command):
     """Creates the run directory and config.json, or checks an existing run's settings.
 
     Also removes the temp files a killed run left behind.
     """
     out = Path(out)
-    path = out / CONFIG_FILE
-    if path.is_file():
-        check_settings(read_settings(out), settings,
-                       f"{out} holds a run with other settings; resume it with the same ones or use another --out.")
+    if check_run_settings(out, settings):
         files.remove_stale_temps(out)
         return
+    path = out / CONFIG_FILE
     files.write_json(path, {"settings": settings, "versions": package_versions(), "command": command})
 
 
