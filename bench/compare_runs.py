@@ -6,7 +6,7 @@ group's values, mean and std (ddof=1), Welch's t-test and the Mann-Whitney U
 test (scipy), and the difference of the means.
 
 Usage:
-    python bench/compare_runs.py --a runs-old/seed0 runs-old/seed1 runs-old/seed2 \
+    PYTHONPATH=. python bench/compare_runs.py --a runs-old/seed0 runs-old/seed1 runs-old/seed2 \
         --b runs-new/seed0 runs-new/seed1 runs-new/seed2 [--names old new]
 """
 
@@ -17,20 +17,21 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-METRICS = (("pooled", "uf1"), ("pooled", "uar"), ("paper", "accuracy"), ("paper", "f1"))
+from cmnet_keras.training.seeds import seed_statistics
+
+METRICS = ("pooled.uf1", "pooled.uar", "paper.accuracy", "paper.f1")
 
 
 def load(run_dirs):
-    """{metric: [value per run]} from each run's results.json (which must be complete)."""
-    values = {f"{p}.{m}": [] for p, m in METRICS}
+    """{metric: [value per run, %]} from each run's results.json (which must be complete), by `seed_statistics`."""
+    results = {}
     for run in run_dirs:
         path = Path(run) / "results.json"
-        results = json.loads(path.read_text())
-        if not results.get("complete"):
+        results[run] = json.loads(path.read_text())
+        if not results[run].get("complete"):
             raise SystemExit(f"{path}: the run is not complete")
-        for protocol, metric in METRICS:
-            values[f"{protocol}.{metric}"].append(100.0 * results[protocol][metric])
-    return values
+    statistics = seed_statistics(results)
+    return {key: [100.0 * v for v in statistics[key]["values"]] for key in METRICS}
 
 
 def main():
