@@ -5,7 +5,7 @@ import sys
 import traceback
 
 from cmnet_keras import distribute
-from cmnet_keras.config import PRESETS, SAMPLERS, get_config
+from cmnet_keras.config import OPTIMIZERS, PRESETS, SAMPLERS, get_config
 
 
 def add_ffe_weights_argument(parser):
@@ -27,6 +27,9 @@ def add_training_arguments(parser):
     parser.add_argument("--epochs", type=int, help="epochs per fold (default: the preset's)")
     parser.add_argument("--batch-size", type=int, help="global batch size (default: the preset's)")
     parser.add_argument("--learning-rate", type=float, help="initial learning rate (default: the preset's)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, help="default: the preset's (paper: sgd; demo: adamw)")
+    parser.add_argument("--clip-flip-rate", type=float, metavar="P",
+                        help="probability of flipping a training clip left-right (default: the preset's, 0)")
     add_ffe_weights_argument(parser)
     parser.add_argument("--sampler", choices=SAMPLERS, help="negative sampler of L_ID (Table 2)")
     parser.add_argument("--lambdas", type=float, nargs=3, metavar=("L_ID", "L_WRST", "L_C"),
@@ -81,7 +84,8 @@ def config_from_args(args):
     # Under a strategy, BatchNorm statistics are synchronised so N replicas train like one device.
     overrides = {"seed": args.seeds[0] if args.seeds else args.seed, "sync_batchnorm": args.strategy != "none"}
     for field, value in (("epochs", args.epochs), ("batch_size", args.batch_size),
-                         ("learning_rate", args.learning_rate), ("sampler", args.sampler),
+                         ("learning_rate", args.learning_rate), ("optimizer", args.optimizer),
+                         ("clip_flip_rate", args.clip_flip_rate), ("sampler", args.sampler),
                          ("lambdas", args.lambdas), ("ffe_weights", args.ffe_weights)):
         if value is not None:
             overrides[field] = value

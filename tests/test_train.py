@@ -1,7 +1,9 @@
 """LOSO folds, the training command, resume, reproducibility and merge, on a tiny synthetic cache."""
 
+import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 
@@ -11,11 +13,12 @@ import pytest
 from scipy import stats
 from sklearn import metrics as skm
 
-from cmnet_keras import ablation, get_config, reports, train
+from cmnet_keras import ablation, cli, get_config, reports, train
 from cmnet_keras.data import cache
 from cmnet_keras.data.folds import fold_subjects, loso_folds
 from cmnet_keras.training import ConfigMismatchError, parse_folds, run_dir
 from cmnet_keras.training.ablation import loss_rows
+from cmnet_keras.training.seeds import seed_statistics
 from cmnet_keras.training.merge import merge_runs
 
 @pytest.fixture(scope="module")
@@ -209,6 +212,32 @@ def test_loss_table_keeps_the_remaining_paper_weights_or_renormalises_them():
         loss_rows((0.5, 0.5, 0.0))
 
 
+def test_seed_statistics_give_the_mean_and_sample_std_of_defined_values():
+    uf1, rho = [0.4041, 0.3133, 0.4154], [float("nan"), 0.08, 0.04]
+    results = {seed: {"pooled": {"uf1": u}, "tendency": {"rho": r}} for seed, u, r in zip((0, 1, 2), uf1, rho)}
+    got = seed_statistics(results)
+    assert set(got) == {"pooled.uf1", "tendency.rho"}
+    assert got["pooled.uf1"]["mean"] == pytest.approx(statistics.mean(uf1))
+    assert got["pooled.uf1"]["std"] == pytest.approx(0.0559, abs=1e-4)  # by hand: sqrt(62.6e-4 / 2)
+    assert got["tendency.rho"]["mean"] == pytest.approx(0.06)
+    assert got["tendency.rho"]["std"] == pytest.approx(statistics.stdev([0.08, 0.04]))
+    assert seed_statistics({0: {"pooled": {"uf1": 0.4}}})["pooled.uf1"]["std"] == 0.0
+
+
+def test_optimizer_and_clip_flips_from_the_command_line(capsys):
+    parser = argparse.ArgumentParser()
+    cli.add_training_arguments(parser)
+    config = cli.config_from_args(parser.parse_args(["--preset", "demo", "--optimizer", "sgd",
+                                                     "--clip-flip-rate", "0.5"]))
+    assert (config.optimizer, config.clip_flip_rate) == ("sgd", 0.5)
+    assert (get_config("demo").optimizer, get_config("demo").clip_flip_rate) == ("adamw", 0.0)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--optimizer", "adam"])
+    assert "invalid choice: 'adam'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="clip_flip_rate.*1.5"):
+        cli.config_from_args(parser.parse_args(["--clip-flip-rate", "1.5"]))
+
+
 @pytest.mark.slow
 def test_sampler_table_over_seeds_with_paired_tests(tiny_cache, tmp_path, capsys):
     ablation.main(["--table", "sampler", "--cache", str(tiny_cache), "--preset", "tiny", "--epochs", "1",
@@ -224,7 +253,7 @@ def test_sampler_table_over_seeds_with_paired_tests(tiny_cache, tmp_path, capsys
         runs = [json.loads((tmp_path / row.folder / f"seed{s}" / "results.json").read_text()) for s in (0, 1)]
         accuracy = [r["paper"]["accuracy"] for r in runs]
         assert row.paper_accuracy_mean == pytest.approx(np.mean(accuracy))
-        assert row.paper_accuracy_std == pytest.approx(np.std(accuracy))
+        assert row.paper_accuracy_std == pytest.approx(statistics.stdev(accuracy))
         assert row.pooled_uf1_mean == pytest.approx(np.mean([r["pooled"]["uf1"] for r in runs]))
         for seed in (0, 1):
             settings = json.loads((tmp_path / row.folder / f"seed{seed}" / "config.json").read_text())["settings"]

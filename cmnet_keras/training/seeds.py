@@ -33,12 +33,17 @@ def check_seeds(seeds):
 
 
 def seed_statistics(results_by_seed):
-    """{"<protocol>.<metric>": {"mean", "std", "values"}} over the seeds' results dicts."""
+    """{"<protocol>.<metric>": {"mean", "std", "values"}} over the seeds' results dicts.
+
+    std is the sample standard deviation (ddof=1) of the defined values, 0 for a single one.
+    """
     statistics = {}
     for protocol, metric in SUMMARY_METRICS:
         values = [r[protocol][metric] for r in results_by_seed.values() if metric in r.get(protocol, {})]
         if values:
-            statistics[f"{protocol}.{metric}"] = {"mean": float(np.nanmean(values)), "std": float(np.nanstd(values)),
+            defined = np.asarray(values, np.float64)[~np.isnan(values)]
+            std = float(np.std(defined, ddof=1)) if defined.size > 1 else 0.0
+            statistics[f"{protocol}.{metric}"] = {"mean": float(np.nanmean(values)), "std": std,
                                                   "values": [float(v) for v in values]}
     return statistics
 
@@ -60,8 +65,8 @@ def paired_test(results_by_seed, reference_by_seed):
 
 
 def format_statistics(statistics):
-    """Markdown table: metric | mean ± std (%) | per seed; ρ and |Z| as plain numbers."""
-    lines = ["| metric | mean ± std | per seed |", "| --- | ---: | --- |"]
+    """Markdown table: metric | mean ± sample std (%) | per seed; ρ and |Z| as plain numbers."""
+    lines = ["| metric | mean ± std (ddof 1) | per seed |", "| --- | ---: | --- |"]
     for name, value in statistics.items():
         scale = 1 if name.startswith("tendency.") else 100
         lines.append(f"| {name} | {scale * value['mean']:.2f} ± {scale * value['std']:.2f} | "
