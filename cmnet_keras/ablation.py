@@ -37,8 +37,8 @@ def main(argv=None):
         parser.error(str(error))
     cache, options = cli.prepare_run(parser, args, base)
     try:
-        print(run_ablation(args.table, cache, base, args.out, seeds=args.seeds, preset_name=args.preset,
-                           renormalise=args.renormalise,
+        print(run_ablation(args.table, cache, base, args.out, seeds=args.seeds,
+                           preset_name=cli.preset_label(args.preset, base), renormalise=args.renormalise,
                            command=command, **options))
     except (ConfigMismatchError, OutputError, StrategyError) as error:
         parser.exit(2, f"error: {error}\n")

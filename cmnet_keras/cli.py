@@ -92,6 +92,13 @@ def config_from_args(args):
     return get_config(args.preset, **overrides)
 
 
+def preset_label(preset, config):
+    """The preset's name and the fields `config` changes in it besides the seed, e.g. "demo (clip_flip_rate=0.5)"."""
+    reference = get_config(preset).to_dict()
+    changed = [f"{k}={v}" for k, v in config.to_dict().items() if k != "seed" and v != reference[k]]
+    return preset + (f" ({', '.join(changed)})" if changed else "")
+
+
 def run_data(args, default_cache):
     """The `training.sources.RunData` of parsed options (`--cache`, the composite's, the cross-dataset ones).
 

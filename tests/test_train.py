@@ -236,6 +236,8 @@ def test_optimizer_and_clip_flips_from_the_command_line(capsys):
     assert "invalid choice: 'adam'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="clip_flip_rate.*1.5"):
         cli.config_from_args(parser.parse_args(["--clip-flip-rate", "1.5"]))
+    assert cli.preset_label("demo", config) == "demo (clip_flip_rate=0.5, optimizer=sgd)"
+    assert cli.preset_label("demo", get_config("demo", seed=3)) == "demo"
 
 
 @pytest.mark.slow
