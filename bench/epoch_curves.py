@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from profile_step import machine  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from cmnet_keras.config import OPTIMIZERS  # noqa: E402
 CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
@@ -35,7 +36,7 @@ def main(argv=None):
     parser.add_argument("--folds", type=int, default=2, help="the first folds to run")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--validation-subjects", type=int, default=2)
-    parser.add_argument("--optimizer", choices=("sgd", "adamw"), help="default: the demo preset's")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, help="default: the demo preset's")
     parser.add_argument("--clip-flip-rate", type=float, help="default: the demo preset's")
     parser.add_argument("--last", type=int, default=5, help="epochs averaged in the last line")
     args = parser.parse_args(argv)

@@ -123,10 +123,10 @@ def run_ablation(table, cache_dir, base, out, seeds=None, preset_name="", renorm
                      "tests": tests, "pairs": sum(len(r["folds"]) for r in runs[folder].values())})
     header = "Sampling" if table == "sampler" else "Losses"
     title = (f"Table {2 if table == 'sampler' else 3} (LOSO, preset {preset_name}, seeds {seeds}): mean ± std over "
-             "the seeds (sample std) of Acc and F1-score (%, paper protocol; F1 over the classes present in each fold, and over "
-             "all C classes as the paper's formula is printed), the pooled Acc, UF1, UAR (%), the tendency of k "
-             "(Spearman rho, rank-sum |Z|); p: Wilcoxon signed-rank test of the per-(seed, fold) scores against the "
-             f"full model ({reference_folder(table, base)})")
+             "the seeds (sample std) of Acc and F1-score (%, paper protocol; F1 over the classes present in each "
+             "fold, and over all C classes as the paper's formula is printed), the pooled Acc, UF1, UAR (%), the "
+             "tendency of k (Spearman rho, rank-sum |Z|); p: Wilcoxon signed-rank test of the per-(seed, fold) "
+             f"scores against the full model ({reference_folder(table, base)})")
     if table == "losses":
         title += (". Removed losses have lambda 0; the other lambdas are " +
                   ("renormalised to sum to 1" if renormalise else "kept as in the full model, as the paper does "
