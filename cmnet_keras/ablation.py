@@ -2,6 +2,7 @@
 
     python -m cmnet_keras.ablation --table sampler --preset demo --out runs/table2
     python -m cmnet_keras.ablation --table losses --preset demo --out runs/table3
+    python -m cmnet_keras.ablation --table tendency --preset demo --seeds 0 1 2 --out runs/tendency
 
 Each row is a full LOSO run in `<out>/<row>/`, resumable like any run
 (`cmnet_keras.training.ablation`); the table goes to `<out>/table.md` and `table.csv`.
@@ -19,7 +20,9 @@ from cmnet_keras.training.ablation import TABLES
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m cmnet_keras.ablation", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--table", required=True, choices=TABLES, help="sampler: Table 2; losses: Table 3")
+    parser.add_argument("--table", required=True, choices=TABLES,
+                        help="sampler: Table 2; losses: Table 3; tendency: the paper's CMNet, the calibrated "
+                             "tendency and the classification-only baseline, tested against the baseline")
     parser.add_argument("--renormalise", action="store_true",
                         help="Table 3: scale the remaining lambdas to sum to 1 (the paper keeps them as they are)")
     cli.add_training_arguments(parser)

@@ -5,7 +5,7 @@ import sys
 import traceback
 
 from cmnet_keras import distribute
-from cmnet_keras.config import OPTIMIZERS, PRESETS, SAMPLERS, get_config
+from cmnet_keras.config import OPTIMIZERS, PRESETS, SAMPLERS, TENDENCY, get_config
 
 
 def add_ffe_weights_argument(parser):
@@ -34,6 +34,10 @@ def add_training_arguments(parser):
     parser.add_argument("--sampler", choices=SAMPLERS, help="negative sampler of L_ID (Table 2)")
     parser.add_argument("--lambdas", type=float, nargs=3, metavar=("L_ID", "L_WRST", "L_C"),
                         help="loss weights of eq. 10, summing to 1 (Table 3)")
+    parser.add_argument("--tendency", choices=sorted(TENDENCY),
+                        help="tendency calibration: paper (the paper's L_Wrst and ICE) or calibrated (soft "
+                             "Spearman + rank sum, k started in range, the ICE on the change from the onset "
+                             "frame); default: the preset's")
     seeds = parser.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, default=0, help="seed of every random draw and the data order")
     seeds.add_argument("--seeds", type=int, nargs="+", metavar="S",
@@ -82,7 +86,8 @@ def config_from_args(args):
 
         check_seeds(args.seeds)
     # Under a strategy, BatchNorm statistics are synchronised so N replicas train like one device.
-    overrides = {"seed": args.seeds[0] if args.seeds else args.seed, "sync_batchnorm": args.strategy != "none"}
+    overrides = {"seed": args.seeds[0] if args.seeds else args.seed, "sync_batchnorm": args.strategy != "none",
+                 **(TENDENCY[args.tendency] if getattr(args, "tendency", None) else {})}
     for field, value in (("epochs", args.epochs), ("batch_size", args.batch_size),
                          ("learning_rate", args.learning_rate), ("optimizer", args.optimizer),
                          ("clip_flip_rate", args.clip_flip_rate), ("sampler", args.sampler),

@@ -11,10 +11,11 @@ from cmnet_keras.losses.tendency import TENDENCY_LOSSES, check_tendency_loss
 from cmnet_keras.losses.wilcoxon import P_MODES, TEMPERATURE_MODES, check_p_mode, check_temperature_mode
 from cmnet_keras.pretrained import check_resnet18
 
-__all__ = ["OPTIMIZERS", "P_MODES", "PRESETS", "SAMPLERS", "TEMPERATURE_MODES", "TENDENCY_LOSSES", "CMNetConfig",
-           "get_config"]
+__all__ = ["ICE_INPUTS", "OPTIMIZERS", "P_MODES", "PRESETS", "SAMPLERS", "TEMPERATURE_MODES", "TENDENCY",
+           "TENDENCY_LOSSES", "CMNetConfig", "get_config"]
 
 OPTIMIZERS = ("sgd", "adamw")
+ICE_INPUTS = ("frame", "difference")
 
 
 @dataclasses.dataclass
@@ -71,6 +72,9 @@ class CMNetConfig:
     # middle of that range on every frame.
     squeeze_bias_init: float = 0.0
     squeeze_kernel_init: str = "glorot_uniform"
+    # What the ICE sees (not in the paper): "frame" (the paper: each frame alone) or "difference"
+    # (each frame's change from the clip's first, onset, frame; `models.cmnet.onset_difference`).
+    ice_input: str = "frame"
     # Total loss (eq. 10).
     lambdas: tuple = (0.07, 0.71, 0.22)
     # Loss ablation as the paper's Table 3 runs it: a removed loss gets lambda 0 and the
@@ -122,6 +126,8 @@ class CMNetConfig:
             keras.initializers.get(self.squeeze_kernel_init)
         except ValueError as error:
             raise ValueError(f"squeeze_kernel_init must name a Keras initializer, got {self.squeeze_kernel_init!r}") from error
+        if self.ice_input not in ICE_INPUTS:
+            raise ValueError(f"ice_input must be one of {ICE_INPUTS}, got {self.ice_input!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         for name in ("clip_flip_rate", "jitter_rate", "grayscale_rate", "blur_rate"):
@@ -192,6 +198,16 @@ PRESETS = {
         epochs=25,
         batch_size=8,
     ),
+}
+
+
+# Tendency calibration settings (`--tendency`): "paper" is the paper's L_Wrst on the paper's ICE;
+# "calibrated" is the variant that makes k follow the expression (README "Tendency calibration").
+TENDENCY = {
+    "paper": dict(tendency_loss="rank_sum", rank_temperature_mode="absolute", rank_temperature=0.01,
+                  squeeze_bias_init=0.0, squeeze_kernel_init="glorot_uniform", ice_input="frame"),
+    "calibrated": dict(tendency_loss="both", squeeze_bias_init=(1 + CMNetConfig.epsilon) / 2,
+                       squeeze_kernel_init="zeros", ice_input="difference"),
 }
 
 

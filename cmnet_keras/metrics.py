@@ -17,7 +17,10 @@ dataset, as the MEGC 2019 challenge reports them (`cmnet_keras.reports`).
 
 Tendency (design notes, "Tendency, measured"): per held-out clip, Spearman's ρ
 between the learned intensity k and the prototype mean over the frames, and
-the rank-sum |Z| of k against the prototype.
+the rank-sum |Z| of k against the prototype. Where clips have a true
+intensity (the embedded dataset, `data.truth`), `truth_summary` says how well
+k, the prototype and two non-learned references follow it: ρ_true per clip
+and the amplitude agreement across clips.
 """
 
 import warnings
@@ -139,10 +142,59 @@ def clip_tendency(intensity, prototype):
     k, q = np.asarray(intensity, np.float64).reshape(-1), np.asarray(prototype, np.float64).reshape(-1)
     if k.shape != q.shape or k.size < 3:
         raise ValueError(f"intensity and prototype need the same length >= 3, got {k.size} and {q.size}")
+    return {"rho": spearman_rho(k, q), "abs_z": float(abs(stats.ranksums(k, q).statistic))}
+
+
+def spearman_rho(a, b):
+    """Spearman's ρ of two equal-length curves (`scipy.stats.spearmanr`); NaN where one is constant."""
+    a, b = np.asarray(a, np.float64).reshape(-1), np.asarray(b, np.float64).reshape(-1)
+    if a.shape != b.shape or a.size < 3:
+        raise ValueError(f"spearman_rho needs two curves of the same length >= 3, got {a.size} and {b.size}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.ConstantInputWarning)
-        rho = stats.spearmanr(k, q).statistic
-    return {"rho": float(rho), "abs_z": float(abs(stats.ranksums(k, q).statistic))}
+        return float(stats.spearmanr(a, b).statistic)
+
+
+def amplitude_agreement(curves, true_amplitudes):
+    """Whether larger expressions get larger intensity: Spearman's ρ, across clips, of each clip's
+    range of `curves` (max - min over the frames) with its true amplitude; NaN for fewer than 3 clips."""
+    ranges = [float(np.ptp(np.asarray(c, np.float64))) for c in curves]
+    if len(ranges) != len(true_amplitudes):
+        raise ValueError(f"amplitude_agreement: {len(ranges)} curves for {len(true_amplitudes)} amplitudes")
+    return spearman_rho(ranges, true_amplitudes) if len(ranges) >= 3 else float("nan")
+
+
+def _nan_mean(values):
+    values = np.asarray(values, np.float64)
+    defined = ~np.isnan(values)
+    return float(values[defined].mean()) if defined.any() else float("nan")
+
+
+TRUTH_CURVES = {"k": "intensity", "prototype": "prototype", "flow": "flow_intensity",
+                "frame_difference": "difference_intensity"}
+
+
+def truth_summary(clips):
+    """How well each curve follows the true intensity, over the clips that have one ("true_intensity").
+
+    Curves: the learned k, the prototype mean, and the non-learned references
+    (optical flow, frame difference; `data.intensity_reference`) where stored.
+
+    Returns:
+        {} when no clip has a true intensity; else "n" (clips) and, per curve name
+        of `TRUTH_CURVES` present: "rho_true_<name>" (mean over the clips of Spearman's ρ
+        with the true curve, NaN clips left out) and "amplitude_<name>" (`amplitude_agreement`).
+    """
+    clips = [c for c in clips if c.get("true_intensity") is not None]
+    if not clips:
+        return {}
+    amplitudes = [max(c["true_intensity"]) for c in clips]
+    summary = {"n": len(clips)}
+    for name, key in TRUTH_CURVES.items():
+        if all(key in c for c in clips):
+            summary[f"rho_true_{name}"] = _nan_mean([spearman_rho(c[key], c["true_intensity"]) for c in clips])
+            summary[f"amplitude_{name}"] = amplitude_agreement([c[key] for c in clips], amplitudes)
+    return summary
 
 
 def tendency_summary(clips):

@@ -20,7 +20,18 @@ RESULT_FILE = "result.json"
 LOSS_KEYS = ("loss", "id_loss", "wrst_loss", "ce_loss")
 
 
+# Per-frame curves of predictions.csv, column prefix -> clip key; the true ones only where clips have them.
+CURVE_COLUMNS = {"k": "intensity", "prototype": "prototype"}
+TRUTH_COLUMNS = {"true": "true_intensity", "flow": "flow_intensity", "difference": "difference_intensity"}
+
+
+def _curve_columns(clips):
+    has_truth = any(c.get("true_intensity") is not None for c in clips)
+    return {**CURVE_COLUMNS, **(TRUTH_COLUMNS if has_truth else {})}
+
+
 def _prediction_rows(clips, class_names):
+    curves = _curve_columns(clips)
     rows = []
     for clip in clips:
         row = {k: clip[k] for k in ("fold", "subject", "clip_id", "label", "pred", "apex")}
@@ -28,14 +39,21 @@ def _prediction_rows(clips, class_names):
         row["pred_name"] = class_names[clip["pred"]]
         row["correct"] = int(clip["label"] == clip["pred"])
         row.update({f"prob_{name}": round(p, 6) for name, p in zip(class_names, clip["probs"])})
+        row.update({k: clip.get(k) for k in ("rho", "abs_z", "rho_true")})
+        for prefix, key in curves.items():
+            row.update({f"{prefix}_{t + 1}": v for t, v in enumerate(clip.get(key) or [])})
         rows.append(row)
     return rows
 
 
-def _prediction_fields(class_names):
-    return ["fold", "subject", "clip_id", "label", "label_name", "pred", "pred_name", "correct", "apex"] + [
-        f"prob_{name}" for name in class_names
-    ]
+def _prediction_fields(class_names, clips):
+    """The columns of predictions.csv: ids, label and prediction, probabilities, tendency, then the curves."""
+    curves = _curve_columns(clips)
+    frames = max((len(c["intensity"]) for c in clips), default=0)
+    tendency = ["rho", "abs_z"] + (["rho_true"] if "true" in curves else [])
+    return (["fold", "subject", "clip_id", "label", "label_name", "pred", "pred_name", "correct", "apex"]
+            + [f"prob_{name}" for name in class_names] + tendency
+            + [f"{prefix}_{t + 1}" for prefix in curves for t in range(frames)])
 
 
 def write_fold_result(fold_dir, result, class_names):
@@ -50,7 +68,7 @@ def write_fold_result(fold_dir, result, class_names):
     """
     fold_dir = Path(fold_dir)
     write_csv(fold_dir / "predictions.csv", _prediction_rows(result["predictions"], class_names),
-              _prediction_fields(class_names))
+              _prediction_fields(class_names, result["predictions"]))
     title = f"fold {result['fold']} (subject {result['subject']})"
     plot_training_curves(result["history"], fold_dir / "training_curves.png", title=title)
     plot_intensity_curves(result["predictions"][:6], class_names, fold_dir / "intensity.png")
@@ -83,6 +101,9 @@ def summarize(fold_results, num_classes):
     clips = [c for r in fold_results for c in r["predictions"] if "rho" in c]
     scores = {"paper": metrics.paper_protocol(pairs, num_classes), "pooled": metrics.pooled_protocol(pairs),
               "tendency": metrics.tendency_summary(clips)}
+    truth = metrics.truth_summary([c for r in fold_results for c in r["predictions"]])
+    if truth:
+        scores["truth"] = truth
     datasets = sorted({c["dataset"] for r in fold_results for c in r["predictions"] if "dataset" in c})
     if datasets:
         scores["per_dataset"] = {
@@ -113,8 +134,9 @@ def write_summary(out_dir, fold_results, class_names, all_subjects, notes=None):
     done = [r["subject"] for r in fold_results]
     clips = [c for r in fold_results for c in r["predictions"]]
     matrix = metrics.confusion_matrix([c["label"] for c in clips], [c["pred"] for c in clips], len(class_names))
+    truth_fields = [k for k in scores.get("truth", {}) if k != "n"]
     fold_fields = ["fold", "subject", "n", "accuracy", "precision", "recall", "f1", "f1_all", "rho", "abs_z",
-                   "epochs", "train_seconds"]
+                   *truth_fields, "epochs", "train_seconds"]
     results = {
         **scores,
         "class_names": list(class_names),
@@ -126,12 +148,12 @@ def write_summary(out_dir, fold_results, class_names, all_subjects, notes=None):
     }
     write_json(out_dir / "results.json", results)
     write_csv(out_dir / "folds.csv", results["folds"], fold_fields)
-    rows = [{"protocol": p, "metric": m, "value": v} for p in ("paper", "pooled", "tendency")
-            for m, v in scores[p].items()]
+    rows = [{"protocol": p, "metric": m, "value": v} for p in ("paper", "pooled", "tendency", "truth")
+            for m, v in scores.get(p, {}).items()]
     rows += [{"protocol": f"{p}/{d}", "metric": m, "value": v} for d, by in scores.get("per_dataset", {}).items()
              for p in ("pooled", "paper") for m, v in by[p].items()]
     write_csv(out_dir / "results.csv", rows, ["protocol", "metric", "value"])
-    write_csv(out_dir / "predictions.csv", _prediction_rows(clips, class_names), _prediction_fields(class_names))
+    write_csv(out_dir / "predictions.csv", _prediction_rows(clips, class_names), _prediction_fields(class_names, clips))
     plot_confusion_matrix(matrix, class_names, out_dir / "confusion_matrix.png",
                           title=f"LOSO, {len(fold_results)} folds, {len(clips)} clips")
     plot_intensity_curves([r["predictions"][0] for r in fold_results[:8]], class_names, out_dir / "intensity.png")
@@ -159,7 +181,20 @@ def format_summary(results):
         f"UF1 {100 * pooled['uf1']:.2f} / UAR {100 * pooled['uar']:.2f}\n{per_dataset}"
         f"tendency of k ({tendency['n']} clips): Spearman rho {tendency['rho']:.3f} "
         f"({tendency['rho_undefined']} clips with constant k), rank-sum |Z| {tendency['abs_z']:.2f}"
+        + (f"\n{format_truth(results['truth'])}" if "truth" in results else "")
     )
+
+
+def format_truth(truth):
+    """One line: ρ_true and the amplitude agreement of k beside the prototype's and the references'."""
+    def pair(name):
+        return f"{truth[f'rho_true_{name}']:.3f} / {truth[f'amplitude_{name}']:.3f}"
+
+    references = ", ".join(f"{label} {pair(name)}" for name, label in
+                           (("prototype", "prototype"), ("flow", "optical flow"),
+                            ("frame_difference", "frame difference")) if f"rho_true_{name}" in truth)
+    return (f"true intensity ({truth['n']} clips), rho_true / amplitude agreement: learned k {pair('k')}; "
+            f"references: {references}")
 
 
 def _save(fig, path):
@@ -192,7 +227,8 @@ def plot_confusion_matrix(matrix, class_names, path, title=""):
 
 def plot_intensity_curves(clips, class_names, path):
     """Fig. 5 style grid: prototype mean vs learned intensity k over the frames, one panel per clip,
-    titled with the clip's Spearman rho and rank-sum |Z| (`metrics.clip_tendency`)."""
+    titled with the clip's Spearman rho and rank-sum |Z| (`metrics.clip_tendency`); where the clip
+    has a true intensity, that curve too (scaled to peak 1) and the title gives k's rho_true."""
     cols = min(3, max(len(clips), 1))
     rows = max(1, -(-len(clips) // cols))
     fig = Figure(figsize=(4 * cols, 2.8 * rows))
@@ -203,8 +239,12 @@ def plot_intensity_curves(clips, class_names, path):
         frames = np.arange(1, len(clip["intensity"]) + 1)
         ax.plot(frames, clip["prototype"], "o--", color="tab:gray", label="prototype")
         ax.plot(frames, clip["intensity"], "o-", color="tab:red", label="learned k")
+        if clip.get("true_intensity") is not None:
+            true = np.asarray(clip["true_intensity"])
+            ax.plot(frames, true / max(true.max(), 1e-12), "s-", ms=3, color="tab:green", label="true (peak 1)")
         ax.axvline(clip["apex"] + 1, color="tab:blue", lw=0.8, ls=":", label="apex")
         tendency = f", rho {clip['rho']:.2f}, |Z| {clip['abs_z']:.2f}" if "rho" in clip else ""
+        tendency += f", rho_true {clip['rho_true']:.2f}" if "rho_true" in clip else ""
         ax.set_title(f"{clip['subject']}/{clip['clip_id']}\n"
                      f"true {class_names[clip['label']]}, pred {class_names[clip['pred']]}{tendency}", fontsize=9)
         ax.set_xlabel("frame")

@@ -15,6 +15,7 @@ from cmnet_keras.config import CMNetConfig
 from cmnet_keras.data.folds import LOSOFold
 from cmnet_keras.losses import intensity_distillation_loss
 from cmnet_keras.models import CMNet, build_cmnet
+from cmnet_keras.models.cmnet import onset_difference
 
 TINY = get_config("tiny")
 HISTORY_KEYS = {"loss", "id_loss", "wrst_loss", "ce_loss", "accuracy"}
@@ -226,6 +227,22 @@ def test_squeeze_init_in_range_starts_k_at_the_middle_of_the_prototype_range():
 
 
 @pytest.mark.backend
+def test_difference_ice_sees_only_the_change_from_the_onset_frame():
+    x, _ = _batch(2)
+    assert np.allclose(keras.ops.convert_to_numpy(onset_difference(np.array([[[0.2]], [[0.7]]])[None])),
+                       [[[[0.5]], [[0.75]]]])
+    model = build_cmnet(TINY.replace(ice_input="difference"), compile=False)
+    still = {"frames": np.repeat(x["frames"][:, :1], 16, axis=1), "apex": x["apex"]}
+    k = keras.ops.convert_to_numpy(model(still)["intensity"])
+    # Every frame equals the onset: one mid-grey ICE input, so one k for every frame of every clip.
+    np.testing.assert_allclose(k, k[0, 0], atol=1e-6)
+    brighter = dict(still, frames=still["frames"] // 2 + 100)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(brighter)["intensity"]), k, atol=1e-6)
+    moving = keras.ops.convert_to_numpy(model(x)["intensity"])
+    assert np.ptp(moving[:, 1:]) > 1e-4 and np.allclose(moving[:, 0], k[0, 0], atol=1e-6)
+
+
+@pytest.mark.backend
 def test_class_weight_weights_the_classification_loss_of_the_step():
     keras.utils.set_random_seed(0)
     model = build_cmnet(TINY.replace(lambdas=(0.0, 0.0, 1.0)))
@@ -373,6 +390,7 @@ def test_training_without_apex_names_the_missing_input():
         (dict(lambdas=(0.5, 0.5, 0.5)), r"lambdas must sum to 1 .*\(0.5, 0.5, 0.5\)"),
         (dict(num_frames=2), "num_frames must be >= 3, got 2"),
         (dict(num_negatives=4), "deterministic sampling .* got num_negatives=4"),
+        (dict(ice_input="flow"), r"ice_input must be one of \('frame', 'difference'\), got 'flow'"),
     ],
 )
 def test_bad_config_values_raise_errors_naming_the_value(change, message):

@@ -396,3 +396,16 @@ def test_mixed_precision_runs_train_with_finite_losses(tiny_cache, tmp_path, pre
     assert {v.dtype for v in model.trainable_variables} == {"float32"}
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer) == (precision == "float16")
     assert json.loads((out / "config.json").read_text())["settings"]["mixed_precision"] == precision
+
+
+def test_tendency_settings_from_the_command_line():
+    parser = argparse.ArgumentParser()
+    cli.add_training_arguments(parser)
+    paper = cli.config_from_args(parser.parse_args(["--preset", "demo", "--tendency", "paper"]))
+    assert (paper.tendency_loss, paper.squeeze_bias_init, paper.squeeze_kernel_init, paper.ice_input) == (
+        "rank_sum", 0.0, "glorot_uniform", "frame")
+    calibrated = cli.config_from_args(parser.parse_args(["--preset", "paper", "--tendency", "calibrated"]))
+    assert (calibrated.tendency_loss, calibrated.squeeze_bias_init, calibrated.squeeze_kernel_init,
+            calibrated.ice_input) == ("both", pytest.approx((1 + 0.2) / 2), "zeros", "difference")
+    assert calibrated.image_size == 224 and calibrated.lambdas == (0.07, 0.71, 0.22)
+    assert get_config("paper").tendency_loss == "rank_sum" and get_config("paper").ice_input == "frame"

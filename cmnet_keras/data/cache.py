@@ -68,13 +68,14 @@ def sidecar_path(cache_dir, file):
     return (pathlib.Path(cache_dir) / file).with_suffix(SIDECAR_SUFFIX)
 
 
-def save_clip(cache_dir, record, frames, provenance=None):
+def save_clip(cache_dir, record, frames, provenance=None, true_intensity=None):
     """Writes one clip: its frames file, then its sidecar (both atomic).
 
     Args:
         record: the clip's index row (all INDEX_COLUMNS, any TEXT_COLUMNS; `file` from `clip_relpath`).
         frames: uint8 [N, S, S, 3].
         provenance: JSON-able dict of what made the clip (settings, sheet row).
+        true_intensity: the clip's true intensity on its N frames (`data.truth`), or None: it has none.
 
     Raises:
         files.OutputError: a file cannot be written (names it); files already
@@ -92,6 +93,13 @@ def save_clip(cache_dir, record, frames, provenance=None):
         raise ValueError(f"Clip {record['file']}: apex {record['apex']} outside 0..{len(frames) - 1}")
     if record["apex_source"] not in APEX_SOURCES:
         raise ValueError(f"Clip {record['file']}: apex_source must be one of {APEX_SOURCES}, got {record['apex_source']!r}")
+    truth = {}
+    if true_intensity is not None:
+        true_intensity = np.asarray(true_intensity, np.float64)
+        if true_intensity.shape != (len(frames),) or not np.all(np.isfinite(true_intensity)):
+            raise ValueError(f"Clip {record['file']}: true_intensity must be {len(frames)} finite values, "
+                             f"got shape {true_intensity.shape}")
+        truth = {"true_intensity": np.round(true_intensity, 6).tolist()}
     record = {k: (int(record[k]) if k in INT_COLUMNS else str(record[k]))
               for k in INDEX_COLUMNS + TEXT_COLUMNS if k in record}
     data = frames.tobytes()
@@ -99,7 +107,7 @@ def save_clip(cache_dir, record, frames, provenance=None):
     sidecar.unlink(missing_ok=True)  # no moment where an old sidecar describes new frames
     files.write_bytes(pathlib.Path(cache_dir) / record["file"], data)
     files.write_json(sidecar, {"record": record, "provenance": provenance, "shape": list(frames.shape),
-                               "sha256": hashlib.sha256(data).hexdigest()})
+                               "sha256": hashlib.sha256(data).hexdigest(), **truth})
 
 
 def read_sidecar(cache_dir, file):
@@ -130,6 +138,23 @@ def read_sidecar(cache_dir, file):
     if record.get("file") != str(file):
         raise CacheError(f"Cache clip sidecar {sidecar} describes {record.get('file')!r}, not {file!r}")
     return info
+
+
+def read_true_intensity(cache_dir, files):
+    """The stored true intensity of each clip in `files` (relative frames files): [N] float64 or None.
+
+    Raises:
+        CacheError: a sidecar is missing or unreadable (names it).
+    """
+    truths = []
+    for file in files:
+        sidecar = sidecar_path(cache_dir, file)
+        try:
+            values = json.loads(sidecar.read_text()).get("true_intensity")
+        except (OSError, ValueError, AttributeError) as error:
+            raise CacheError(f"Unreadable cache clip sidecar {sidecar}: {error}") from error
+        truths.append(None if values is None else np.asarray(values, np.float64))
+    return truths
 
 
 def read_frames(path, shape):

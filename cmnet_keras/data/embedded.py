@@ -72,6 +72,7 @@ import pandas as pd
 from cmnet_keras import optional
 from cmnet_keras.data import media
 from cmnet_keras.data.face import FaceAligner, NoFaceError, eye_centres, warp_frames
+from cmnet_keras.data.truth import attach_truth, raised_cosine, read_truth_table
 
 cv2 = optional.require("cv2")
 
@@ -189,14 +190,6 @@ def subject_still(source, aligner, data_dir, frame_size, context=1.6):
     return still, aligner.landmarks(still, f"{source.label()} (cropped)")
 
 
-def raised_cosine_curve(length, apex):
-    """Intensity per frame: 0 at the first frame, 1 at `apex`, 0 at the last."""
-    t = np.arange(length, dtype=np.float64)
-    rise = 0.5 - 0.5 * np.cos(np.pi * t / max(apex, 1))
-    fall = 0.5 + 0.5 * np.cos(np.pi * (t - apex) / max(length - 1 - apex, 1))
-    return np.where(t <= apex, rise, fall)
-
-
 def rbf_field(grid, centres, vectors, sigma):
     """Smooth displacement field [H, W, 2] equal to `vectors` at `centres`.
 
@@ -302,7 +295,7 @@ def render_clip(still, landmarks, plan, rng):
     move = movement_field(grid, clip_landmarks, plan.movements,
                           plan.amplitude_fw * face_width, sigma)
     blink = blink_field(grid, clip_landmarks, face_width) if plan.blink_start >= 0 else None
-    curve = raised_cosine_curve(plan.length, plan.apex)
+    curve = raised_cosine(plan.length, plan.apex)
     # Backward map: output pixel x shows the still at pose^-1(x - D_t(x)), with
     # D_t = curve_t * move + closing_t * blink + drift_t; pose^-1 is affine, so
     # each term is mapped once here and frames only sum them.
@@ -434,7 +427,7 @@ def generate_embedded_dataset(root, seed=0, num_subjects=10, clips_per_subject=1
 
 
 def ensure_embedded_cache(image_size, num_frames, data_dir="data", seed=0):
-    """The embedded dataset, generated and preprocessed on first use.
+    """The embedded dataset, generated and preprocessed on first use, with every clip's true intensity.
 
     Generation restarts if it was interrupted (the sheet is written last);
     preprocessing resumes, skipping clips already cached.
@@ -454,7 +447,9 @@ def ensure_embedded_cache(image_size, num_frames, data_dir="data", seed=0):
     if not any(root.glob("CASME2-coding-*")):
         print(f"Generating the embedded dataset into {root} ...", flush=True)
         generate_embedded_dataset(root, seed=seed, overwrite=True, verbose=True)
-    report = preprocess_dataset(read_dataset("casme2", root), cache, image_size=image_size, num_frames=num_frames)
+    spec = read_dataset("casme2", root)
+    attach_truth(spec, read_truth_table(root / MANIFEST))
+    report = preprocess_dataset(spec, cache, image_size=image_size, num_frames=num_frames)
     if report.processed or report.num_failed:
         print(report.summary(), flush=True)
     return cache

@@ -110,16 +110,21 @@ def clip_plan(clip, num_frames, temporal_method):
 
 
 def finish_clip(clip, plan, frames, image_size, aligner):
-    """Aligns (or resizes) the frames read for `plan`, builds the timeline and its apex."""
+    """Aligns (or resizes) the frames read for `plan`, builds the timeline, its apex and its true intensity.
+
+    Returns:
+        (frames, apex, apex source, the true intensity of the N frames or None).
+    """
     if aligner is None:
         frames = face.resize_clip(frames, image_size)
     else:
         # source_indices starts at 0: the onset frame is the reference.
         frames = aligner.align_clip(frames, reference_index=0, source=f"{clip.name} ({clip.path})")
     frames = plan.apply(frames)
+    truth = None if clip.truth is None else plan.resample(clip.truth.curve())
     if clip.apex is not None:
-        return frames, temporal.map_apex(clip.apex - clip.onset, plan), "annotated"
-    return frames, temporal.estimate_apex(frames), "estimated"
+        return frames, temporal.map_apex(clip.apex - clip.onset, plan), "annotated", truth
+    return frames, temporal.estimate_apex(frames), "estimated", truth
 
 
 def clip_record(clip, apex, apex_source):
@@ -160,7 +165,8 @@ def run_settings(spec, image_size, num_frames, cropped, face_model=None, tempora
 def clip_source(clip):
     """The sheet row (or folder) facts a clip is made from; a change reprocesses it."""
     return {"onset": clip.onset, "apex": clip.apex, "offset": clip.offset, "label": clip.label,
-            "emotion": clip.emotion, "num_frames": clip.num_frames}
+            "emotion": clip.emotion, "num_frames": clip.num_frames,
+            "truth": None if clip.truth is None else clip.truth.as_dict()}
 
 
 def outdated_reason(info, settings, source):
@@ -315,9 +321,10 @@ def _process(out, todo, settings, report, records, num_frames, image_size, cropp
                 plan, frames = pending
                 pending = read_ahead(todo[k + 1][0]) if k + 1 < len(todo) else None
                 try:
-                    frames, apex, apex_source = finish_clip(clip, plan, frames.result(), image_size, aligner)
+                    frames, apex, apex_source, truth = finish_clip(clip, plan, frames.result(), image_size, aligner)
                     record = clip_record(clip, apex, apex_source)
-                    cache.save_clip(out, record, frames, {"settings": settings, "source": clip_source(clip)})
+                    cache.save_clip(out, record, frames, {"settings": settings, "source": clip_source(clip)},
+                                    true_intensity=truth)
                 except files.OutputError:
                     raise
                 except CLIP_ERRORS as error:

@@ -68,6 +68,7 @@ class ClipSpec:
         num_frames: frames in the folder or video.
         source: where the clip came from, for messages ("sheet.xlsx row 14").
         action_units: the sheet's action-unit cell as text ("4+L10", "12", "?"; "" if none).
+        truth: the clip's true intensity (`truth.ClipTruth`), where a truth file gives one; else None.
     """
 
     dataset: str
@@ -83,6 +84,7 @@ class ClipSpec:
     num_frames: int
     source: str = ""
     action_units: str = ""
+    truth: object = None
 
     @property
     def name(self):

@@ -45,6 +45,22 @@ class TemporalPlan:
         """The (fractional) source position of every timeline frame."""
         return self.lower + self.weight
 
+    def resample(self, values):
+        """The timeline of per-source-frame values (e.g. a true intensity curve), blended as `apply`
+        blends frames but not rounded.
+
+        Args:
+            values: [num_source, ...] one entry per source frame.
+
+        Returns:
+            [N, ...] float64.
+        """
+        values = np.asarray(values, np.float64)
+        if len(values) != self.num_source:
+            raise ValueError(f"Expected {self.num_source} values (one per source frame), got {len(values)}")
+        w = self.weight.reshape((-1,) + (1,) * (values.ndim - 1)).astype(np.float64)
+        return (1.0 - w) * values[self.lower] + w * values[self.upper]
+
     def apply(self, frames):
         """Builds the N timeline frames from the frames at `source_indices`.
 

@@ -26,6 +26,16 @@ CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(CMNetConfig))
 FOLD_PARTS = ("train", "test", "validation")
 
 
+def onset_difference(frames):
+    """Each frame's change from the clip's first (onset) frame, mid-grey where nothing moved.
+
+    `(x_t - x_0 + 1) / 2` for frames [B, T, H, W, 3] in [0, 1]: the ICE input of
+    `ice_input="difference"` (not in the paper), so k can read how far the face
+    has moved, not what the face looks like.
+    """
+    return (frames - frames[:, :1] + 1.0) / 2.0
+
+
 def _is_fold(x):
     """Whether `x` follows the fold protocol: `train`, `test` and `validation` attributes."""
     return all(hasattr(x, part) for part in FOLD_PARTS)
@@ -161,14 +171,15 @@ class CMNet(keras.Model):
         frames = ops.cast(inputs["frames"], self.compute_dtype) / 255.0
         frames = self.clip_flip(frames, training=training)
         texture = self.ffe(frames, training=training)  # [B, N, D]
+        clues = frames if self.config.ice_input == "frame" else onset_difference(frames)
         outputs = {}
         if training and self.uses_id_loss:
-            views = self.augment(ops.concatenate([frames, frames], axis=0), training=True)
-            z, z1, z2 = ops.split(self.ice(ops.concatenate([frames, views], axis=0), training=True), 3, axis=0)
+            views = self.augment(ops.concatenate([clues, clues], axis=0), training=True)
+            z, z1, z2 = ops.split(self.ice(ops.concatenate([clues, views], axis=0), training=True), 3, axis=0)
             outputs["views"] = (z1, z2)
             outputs["negatives"] = gather_negatives(z, self.sampler(z))
         else:
-            z = self.ice(frames, training=training)
+            z = self.ice(clues, training=training)
         k = self.squeeze(z)  # [B, N]
         if training and self.uses_wrst_loss:
             if apex is None:

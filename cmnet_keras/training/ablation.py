@@ -1,4 +1,5 @@
-"""The paper's ablations over LOSO: Table 2 (negative samplers) and Table 3 (losses).
+"""The paper's ablations over LOSO: Table 2 (negative samplers) and Table 3 (losses), and the
+tendency table (what tendency calibration does to recognition).
 
 Each row is a full LOSO run per seed (`run_seeds`) in `<out>/<row>/seed<S>/`,
 resumable like any run; the table is written in the paper's format (Acc /
@@ -12,15 +13,20 @@ other weights: L_C (0, 0, 0.22); L_C + L_Wrst (0, 0.71, 0.22); L_C + L_ID
 (0.07, 0, 0.22); all three (0.07, 0.71, 0.22) (`lambda_ablation`: they need not
 sum to 1). `renormalise` scales them to sum to 1 instead: (0, 0, 1),
 (0, 0.7634, 0.2366), (0.2414, 0, 0.7586).
+
+The tendency table runs the paper's CMNet (`config.TENDENCY["paper"]`), the
+calibrated variant (`TENDENCY["calibrated"]`) and the classification-only
+baseline lambda = (0, 0, 1), each row tested against the baseline.
 """
 
 from pathlib import Path
 
 from cmnet_keras import files
-from cmnet_keras.config import SAMPLERS
+from cmnet_keras.config import SAMPLERS, TENDENCY
 from cmnet_keras.training.seeds import PAIRED_METRICS, check_seeds, paired_test, run_seeds, seed_statistics
 
-TABLES = ("sampler", "losses")
+TABLES = ("sampler", "losses", "tendency")
+REFERENCE_ROWS = {"losses": "lc_id_wrst", "tendency": "baseline"}  # Table 2's: the base config's sampler
 
 
 def sampler_rows():
@@ -52,18 +58,25 @@ def loss_rows(lambdas, renormalise=False):
     ]
 
 
+def tendency_rows():
+    """The tendency table: (row name, folder, config changes); the baseline trains L_C alone."""
+    return [("CMNet (paper's L_Wrst)", "paper", dict(TENDENCY["paper"])),
+            ("baseline, lambda (0, 0, 1)", "baseline", {**TENDENCY["paper"], "lambdas": (0.0, 0.0, 1.0)}),
+            ("CMNet, calibrated tendency", "calibrated", dict(TENDENCY["calibrated"]))]
+
+
 def table_rows(table, base, renormalise=False):
-    """The rows of `table` ("sampler" or "losses") for the base config (`loss_rows` for `renormalise`)."""
+    """The rows of `table` (`TABLES`) for the base config (`loss_rows` for `renormalise`)."""
     if table not in TABLES:
         raise ValueError(f"table must be one of {TABLES}, got {table!r}")
+    if table == "tendency":
+        return tendency_rows()
     return sampler_rows() if table == "sampler" else loss_rows(base.lambdas, renormalise)
 
 
 def reference_folder(table, base):
-    """The row of the full model, which the other rows are tested against."""
-    if table == "sampler":
-        return base.sampler
-    return "lc_id_wrst"
+    """The row the other rows are tested against: the full model's (the baseline's in the tendency table)."""
+    return REFERENCE_ROWS.get(table, base.sampler)
 
 
 def _cell(statistics, name, scale=100):
@@ -77,17 +90,23 @@ def _p_cell(test):
 
 def format_table(title, header, rows):
     """Markdown table in the paper's layout (Acc | F1-score) with the pooled protocol, the tendency
-    of k, mean ± std over the seeds, and the paired test of each row against the full model."""
+    of k, mean ± std over the seeds, and the paired test of each row against the full model; where
+    the data has a true intensity, also k's rho_true and its paired test."""
+    truth = any("truth.rho_true_k" in row["statistics"] for row in rows)
     lines = [f"{title}", "",
              f"| {header} | Acc | F1-score | F1 (all classes) | pooled Acc | UF1 | UAR | rho | abs Z | "
-             "p Acc | p F1 | seeds x folds |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             + ("rho_true | amplitude agreement | optical flow rho_true | " if truth else "") + "p Acc | p F1 | "
+             + ("p rho_true | " if truth else "") + "seeds x folds |",
+             "| --- |" + " ---: |" * (11 + 4 * truth)]
     for row in rows:
-        stats, tests = row["statistics"], row["tests"]
+        stats, tests = row["statistics"], row["tests"] or {}
         cells = [_cell(stats, "paper.accuracy"), _cell(stats, "paper.f1"), _cell(stats, "paper.f1_all"),
                  _cell(stats, "pooled.accuracy"), _cell(stats, "pooled.uf1"), _cell(stats, "pooled.uar"),
                  _cell(stats, "tendency.rho", 1), _cell(stats, "tendency.abs_z", 1),
-                 _p_cell(tests and tests["accuracy"]), _p_cell(tests and tests["f1"]), row["pairs"]]
+                 *([_cell(stats, "truth.rho_true_k", 1), _cell(stats, "truth.amplitude_k", 1),
+                    _cell(stats, "truth.rho_true_flow", 1)] if truth else []),
+                 _p_cell(tests.get("accuracy")), _p_cell(tests.get("f1")),
+                 *([_p_cell(tests.get("rho_true_k"))] if truth else []), row["pairs"]]
         lines.append(f"| {row['name']} | " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -121,12 +140,15 @@ def run_ablation(table, cache_dir, base, out, seeds=None, preset_name="", renorm
         tests = None if folder == reference_folder(table, base) else paired_test(runs[folder], reference)
         rows.append({"name": name, "folder": folder, **changes, "statistics": seed_statistics(runs[folder]),
                      "tests": tests, "pairs": sum(len(r["folds"]) for r in runs[folder].values())})
-    header = "Sampling" if table == "sampler" else "Losses"
-    title = (f"Table {2 if table == 'sampler' else 3} (LOSO, preset {preset_name}, seeds {seeds}): mean ± std over "
+    header = {"sampler": "Sampling", "losses": "Losses", "tendency": "Model"}[table]
+    name = {"sampler": "Table 2", "losses": "Table 3", "tendency": "Tendency calibration"}[table]
+    title = (f"{name} (LOSO, preset {preset_name}, seeds {seeds}): mean ± std over "
              "the seeds (sample std) of Acc and F1-score (%, paper protocol; F1 over the classes present in each "
              "fold, and over all C classes as the paper's formula is printed), the pooled Acc, UF1, UAR (%), the "
-             "tendency of k (Spearman rho, rank-sum |Z|); p: Wilcoxon signed-rank test of the per-(seed, fold) "
-             f"scores against the full model ({reference_folder(table, base)})")
+             "tendency of k (Spearman rho, rank-sum |Z|; rho_true, amplitude agreement and optical flow's rho_true "
+             "where clips have a true intensity); p: Wilcoxon signed-rank test of the per-(seed, fold) "
+             f"scores against the {'baseline' if table == 'tendency' else 'full model'} "
+             f"({reference_folder(table, base)})")
     if table == "losses":
         title += (". Removed losses have lambda 0; the other lambdas are " +
                   ("renormalised to sum to 1" if renormalise else "kept as in the full model, as the paper does "

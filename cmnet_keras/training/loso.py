@@ -27,7 +27,8 @@ import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
 from cmnet_keras import distribute, metrics, reports
-from cmnet_keras.data.cache import cache_fingerprint, read_index, read_meta
+from cmnet_keras.data import intensity_reference
+from cmnet_keras.data.cache import cache_fingerprint, load_clip, read_index, read_meta, read_true_intensity
 from cmnet_keras.data.folds import fold_seed, fold_subjects, loso_folds
 from cmnet_keras.data.pipeline import epoch_steps, make_dataset, make_epochs_dataset
 from cmnet_keras.models import build_cmnet
@@ -91,9 +92,25 @@ def _to_numpy(value):
     return np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float32)
 
 
-def predict_fold(model, fold, fold_number):
+def truth_curves(cache_dir, files):
+    """Per clip of `files`: {} without a stored true intensity, else the true curve and the non-learned
+    references on its cached frames (`data.intensity_reference`), each [N] rounded as stored."""
+    curves = []
+    for file, truth in zip(files, read_true_intensity(cache_dir, files)):
+        if truth is None:
+            curves.append({})
+            continue
+        frames = load_clip(cache_dir, file)["frames"]
+        curves.append({"true_intensity": truth.round(6).tolist(),
+                       "flow_intensity": intensity_reference.flow_intensity(frames).round(6).tolist(),
+                       "difference_intensity": intensity_reference.difference_intensity(frames).round(6).tolist()})
+    return curves
+
+
+def predict_fold(model, fold, fold_number, cache_dir):
     """Per-clip predictions on the held-out subject: label, pred, probs, k and prototype curves,
-    and the tendency of k (`metrics.clip_tendency`: ρ, |Z|)."""
+    the tendency of k (`metrics.clip_tendency`: ρ, |Z|) and, where the cache has it, the true
+    intensity with the references (`truth_curves`) and ρ_true of k (`metrics.spearman_rho`)."""
     outputs = model.predict(fold.test, verbose=0)
     probs, intensity = _to_numpy(outputs["probs"]), _to_numpy(outputs["intensity"])
     index = fold.test_index
@@ -103,14 +120,17 @@ def predict_fold(model, fold, fold_number):
     prototype = _to_numpy(model.intensity_prototype(keras.ops.convert_to_tensor(apex)))
     intensity, prototype = intensity.round(6), prototype.round(6)  # as stored: the tendency is reproducible from them
     clips = []
+    truths = truth_curves(cache_dir, index["file"].tolist())
     for i, row in enumerate(index.itertuples(index=False)):
         dataset = {"dataset": row.dataset} if "dataset" in index.columns else {}  # a composite's clip
         clips.append({
             "fold": fold_number, "subject": row.subject, "clip_id": row.clip_id, **dataset, "label": int(row.label),
             "pred": int(np.argmax(probs[i])), "probs": probs[i].round(6).tolist(), "apex": int(row.apex),
             "apex_source": row.apex_source, "intensity": intensity[i].tolist(),
-            "prototype": prototype[i].tolist(), **metrics.clip_tendency(intensity[i], prototype[i]),
+            "prototype": prototype[i].tolist(), **metrics.clip_tendency(intensity[i], prototype[i]), **truths[i],
         })
+        if truths[i]:
+            clips[-1]["rho_true"] = metrics.spearman_rho(intensity[i], truths[i]["true_intensity"])
     return clips
 
 
@@ -169,12 +189,14 @@ def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, ve
         model.fit(dataclasses.replace(fold, train=train), initial_epoch=state["epoch"], epochs=config.epochs,
                   steps_per_epoch=steps_per_epoch, shuffle=False, verbose=verbose, class_weight=weights,
                   callbacks=[run_dir.EpochCheckpoint(fold_dir, state, checkpoint_every, config.epochs)])
-    clips = predict_fold(model, fold, fold_number)
+    clips = predict_fold(model, fold, fold_number, cache_dir)
     scores = metrics.fold_scores([c["label"] for c in clips], [c["pred"] for c in clips], config.num_classes)
     tendency = metrics.tendency_summary(clips)
+    truth = metrics.truth_summary(clips)
     result = {"fold": fold_number, "subject": fold.subject, **scores, "epochs": config.epochs,
               "train_subjects": fold_subjects(fold.train_index),
               "rho": tendency["rho"], "abs_z": tendency["abs_z"],
+              **{key: value for key, value in truth.items() if key != "n"},
               "eta": np.round(keras.ops.convert_to_numpy(model.prototype.eta), 6).tolist(),
               "class_weight": None if weights is None else {str(c): w for c, w in weights.items()},
               "train_seconds": round(state["train_seconds"], 2), "history": state["history"], "predictions": clips}

@@ -15,8 +15,11 @@ from cmnet_keras import files, metrics
 from cmnet_keras.training.loso import run_loso
 
 SUMMARY_METRICS = (("paper", "accuracy"), ("paper", "f1"), ("paper", "f1_all"), ("pooled", "accuracy"),
-                   ("pooled", "uf1"), ("pooled", "uar"), ("tendency", "rho"), ("tendency", "abs_z"))
-PAIRED_METRICS = ("accuracy", "f1")
+                   ("pooled", "uf1"), ("pooled", "uar"), ("tendency", "rho"), ("tendency", "abs_z"),
+                   ("truth", "rho_true_k"), ("truth", "amplitude_k"), ("truth", "rho_true_flow"),
+                   ("truth", "amplitude_flow"))
+# Per-fold scores tested in pairs; rho_true_k only where the data has a true intensity.
+PAIRED_METRICS = ("accuracy", "f1", "rho_true_k")
 
 
 def seed_dir(out, seed):
@@ -49,26 +52,32 @@ def seed_statistics(results_by_seed):
 
 
 def fold_scores(results_by_seed):
-    """{(seed, fold): {metric: score}} for `PAIRED_METRICS` from the seeds' results dicts."""
-    return {(seed, fold["fold"]): {m: fold[m] for m in PAIRED_METRICS}
+    """{(seed, fold): {metric: score}} for the `PAIRED_METRICS` a fold has (a number, not NaN)."""
+    return {(seed, fold["fold"]): {m: fold[m] for m in PAIRED_METRICS if fold.get(m) is not None
+                                   and not np.isnan(fold[m])}
             for seed, results in results_by_seed.items() for fold in results["folds"]}
 
 
 def paired_test(results_by_seed, reference_by_seed):
-    """Wilcoxon signed-rank tests over the common (seed, fold) pairs, per metric of `PAIRED_METRICS`."""
+    """Wilcoxon signed-rank tests over the common (seed, fold) pairs, per metric of `PAIRED_METRICS`
+    (a metric over the pairs where both settings have it; left out where none has)."""
     scores, reference = fold_scores(results_by_seed), fold_scores(reference_by_seed)
     pairs = sorted(set(scores) & set(reference))
     if not pairs:
         raise ValueError("paired_test: the two settings share no (seed, fold) pair")
-    return {m: metrics.paired_wilcoxon([scores[p][m] for p in pairs], [reference[p][m] for p in pairs])
-            for m in PAIRED_METRICS}
+    tests = {}
+    for m in PAIRED_METRICS:
+        common = [p for p in pairs if m in scores[p] and m in reference[p]]
+        if common:
+            tests[m] = metrics.paired_wilcoxon([scores[p][m] for p in common], [reference[p][m] for p in common])
+    return tests
 
 
 def format_statistics(statistics):
     """Markdown table: metric | mean ± sample std (%) | per seed; ρ and |Z| as plain numbers."""
     lines = ["| metric | mean ± std (ddof 1) | per seed |", "| --- | ---: | --- |"]
     for name, value in statistics.items():
-        scale = 1 if name.startswith("tendency.") else 100
+        scale = 1 if name.startswith(("tendency.", "truth.")) else 100
         lines.append(f"| {name} | {scale * value['mean']:.2f} ± {scale * value['std']:.2f} | "
                      + " ".join(f"{scale * v:.2f}" for v in value["values"]) + " |")
     return "\n".join(lines) + "\n"
@@ -94,6 +103,7 @@ def run_seeds(cache_dir, config, out, seeds, **run_options):
     statistics = seed_statistics(results)
     files.write_json(Path(out) / "seeds.json", {"seeds": list(results), "statistics": statistics})
     title = (f"LOSO over seeds {list(results)}: paper protocol (F1 = classes present; f1_all = all C classes), "
-             "pooled protocol, tendency of k (Spearman rho, rank-sum |Z|)\n\n")
+             "pooled protocol, tendency of k (Spearman rho, rank-sum |Z|), and where clips have a true intensity "
+             "rho_true and the amplitude agreement of k and of optical flow\n\n")
     files.write_bytes(Path(out) / "seeds.md", (title + format_statistics(statistics)).encode())
     return results
