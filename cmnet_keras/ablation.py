@@ -30,7 +30,7 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="folder of the row runs and the table")
     args = parser.parse_args(argv)
     command = [sys.executable, "-m", "cmnet_keras.ablation", *(sys.argv[1:] if argv is None else argv)]
-    from cmnet_keras.training import ConfigMismatchError
+    from cmnet_keras.training import ConfigMismatchError, RunDirError
     from cmnet_keras.training.ablation import run_ablation, table_rows
 
     try:
@@ -43,7 +43,7 @@ def main(argv=None):
         print(run_ablation(args.table, cache, base, args.out, seeds=args.seeds,
                            preset_name=cli.preset_label(args.preset, base), renormalise=args.renormalise,
                            command=command, **options))
-    except (ConfigMismatchError, OutputError, StrategyError) as error:
+    except (ConfigMismatchError, RunDirError, OutputError, StrategyError) as error:
         parser.exit(2, f"error: {error}\n")
 
 

@@ -129,13 +129,16 @@ def run_options(args, data):
 def prepare_run(parser, args, config):
     """(cache, `run_loso` options) for parsed options; exits with code 2 on bad options or files.
 
-    Also when `<out>` holds runs made with another composite, or another
-    process holds the cache's preprocessing lock.
+    Also when `<out>` holds runs made with another composite, another
+    process holds the cache's preprocessing lock, or the `--ffe-weights` file
+    is missing or refused (`pretrained.check_ffe_weights`).
     """
     from cmnet_keras.data.cache import CacheLockedError
     from cmnet_keras.data.embedded import ensure_embedded_cache
+    from cmnet_keras.pretrained import check_ffe_weights
 
     try:
+        check_ffe_weights(config.ffe_weights)
         data = run_data(args, lambda: ensure_embedded_cache(config.image_size, config.num_frames, args.data_dir))
         return data.cache_dir, run_options(args, data)
     except (ValueError, OSError, CacheLockedError) as error:

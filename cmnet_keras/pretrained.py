@@ -8,6 +8,7 @@ whose tensors point, by key, at raw little-endian storages `<name>/data/<key>`.
 """
 
 import collections
+import math
 import pathlib
 import pickle
 import zipfile
@@ -16,19 +17,26 @@ import keras
 import numpy as np
 from keras import layers
 
+from cmnet_keras import archives
+
 RESNET18_WIDTH = 64
 RESNET18_BLOCKS = (2, 2, 2, 2)
 # The ImageNet classifier, which the FFE has not, and BatchNorm's step counters.
 IGNORED_KEYS = ("fc.weight", "fc.bias")
 IGNORED_SUFFIX = ".num_batches_tracked"
 
-STORAGE_DTYPES = {
-    "FloatStorage": np.float32,
-    "DoubleStorage": np.float64,
-    "HalfStorage": np.float16,
-    "LongStorage": np.int64,
-    "IntStorage": np.int32,
+STORAGE_DTYPES = {  # the storages we read (little-endian), by their torch class names
+    "FloatStorage": np.dtype("<f4"),
+    "DoubleStorage": np.dtype("<f8"),
+    "HalfStorage": np.dtype("<f2"),
+    "LongStorage": np.dtype("<i8"),
+    "IntStorage": np.dtype("<i4"),
 }
+# Bytes read or built per byte of a checkpoint: torch.save stores its entries uncompressed (about 2x: the
+# storages, then the arrays); far more is a zip bomb or a crafted file.
+CHECKPOINT_INFLATION = 16
+# The largest offset, size, stride or element count read: numpy's byte arithmetic (x 8 bytes) does not overflow.
+INDEX_LIMIT = np.iinfo(np.intp).max // 8
 
 
 def weights_kind(ffe_weights):
@@ -57,16 +65,25 @@ def check_resnet18(ffe_weights, width, blocks):
 
 
 class _Storage:
-    def __init__(self, dtype, key):
-        self.dtype, self.key = dtype, key
+    """A storage record of the pickle: its dtype (None: one we do not map), its zip entry's key, its element count."""
+
+    def __init__(self, dtype, key, numel):
+        self.dtype, self.key, self.numel = dtype, key, numel
+
+
+class _Tensor:
+    """A tensor record of the pickle: a view (offset, size, stride) of a `_Storage`, made once checked."""
+
+    def __init__(self, storage, offset, size, stride):
+        self.storage, self.offset, self.size, self.stride = storage, offset, size, stride
 
 
 class _TorchUnpickler(pickle.Unpickler):
-    """Loads only state dicts: OrderedDicts of tensors; any other class is refused, nothing runs."""
+    """Loads only state dicts: OrderedDicts of tensor records; any other class is refused, nothing runs or is read.
 
-    def __init__(self, file, read_storage):
-        super().__init__(file)
-        self.read_storage = read_storage
+    The pickle gets no object it could change for later loads: an immutable type,
+    a bound method and strings (the storage types' names).
+    """
 
     def find_class(self, module, name):
         if (module, name) == ("collections", "OrderedDict"):
@@ -74,60 +91,156 @@ class _TorchUnpickler(pickle.Unpickler):
         if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
             return self.rebuild_tensor
         if module == "torch" and name in STORAGE_DTYPES:
-            return STORAGE_DTYPES[name]
+            return name
         raise pickle.UnpicklingError(f"not a plain state dict of tensors: it refers to {module}.{name}")
 
     def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
-            raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
-        _, dtype, key, _location, _numel = pid
-        return self.read_storage(dtype, str(key))
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+            raise pickle.UnpicklingError(f"unknown persistent id {_describe(pid)}")
+        _, storage_type, key, _location, numel = pid
+        return _Storage(STORAGE_DTYPES.get(storage_type) if isinstance(storage_type, str) else None, key, numel)
 
-    @staticmethod
-    def rebuild_tensor(storage, offset, size, stride, *_):
-        itemsize = storage.itemsize
-        view = np.lib.stride_tricks.as_strided(
-            storage[offset:], shape=tuple(size), strides=tuple(s * itemsize for s in stride), writeable=False
-        )
-        return np.array(view)
+    def rebuild_tensor(self, storage, offset, size, stride, *_):  # and requires_grad, backward hooks, metadata
+        return _Tensor(storage, offset, size, stride)
+
+
+def _describe(value):
+    """A value of the pickle for a message: its repr (cut short) if a number, string or tuple of them, else its type."""
+    plain = isinstance(value, (int, str)) or isinstance(value, tuple) and all(isinstance(v, (int, str)) for v in value)
+    try:
+        return repr(value)[:80] if plain else type(value).__name__
+    except ValueError:  # an int of more digits than Python writes out
+        return "a huge integer"
+
+
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= INDEX_LIMIT
+
+
+def _storage_entry(tensor, archive, root):
+    """The zip entry of a tensor record's storage, once the record is checked against it.
+
+    Raises:
+        ValueError: the storage is of a dtype we do not map, its entry is missing, holds a length that is not a
+            multiple of its dtype or other than its declared element count; or the view's offset, size or
+            stride are not integers in 0..INDEX_LIMIT or reach past the storage's end, or it holds more
+            elements than the storage (a stride-0 view).
+    """
+    storage = tensor.storage
+    if not (isinstance(storage, _Storage) and any(storage.dtype is d for d in STORAGE_DTYPES.values())
+            and isinstance(storage.key, str)):
+        raise ValueError(f"its storage is not a storage record of {sorted(STORAGE_DTYPES)}")
+    entry = f"{root}data/{storage.key}"
+    try:
+        info = archive.getinfo(entry)
+    except KeyError:
+        raise ValueError(f"its storage {entry} is not in the zip") from None
+    itemsize = storage.dtype.itemsize
+    if info.file_size % itemsize:
+        raise ValueError(f"its storage {entry} holds {info.file_size} bytes, not a multiple of {itemsize} "
+                         f"({storage.dtype.name})")
+    if not _is_count(storage.numel) or storage.numel * itemsize != info.file_size:
+        raise ValueError(f"its storage {entry} declares {_describe(storage.numel)} elements; the entry holds "
+                         f"{info.file_size // itemsize}")
+    offset, size, stride = tensor.offset, tensor.size, tensor.stride
+    if not (_is_count(offset) and isinstance(size, tuple) and isinstance(stride, tuple) and len(size) == len(stride)
+            and all(map(_is_count, size + stride))):
+        raise ValueError(f"offset {_describe(offset)}, size {_describe(size)} and stride {_describe(stride)}: "
+                         f"not integers in 0..{INDEX_LIMIT} (with one size and one stride a dimension)")
+    elements = math.prod(size)
+    end = offset + sum((n - 1) * s for n, s in zip(size, stride)) + 1 if elements else offset
+    if end > storage.numel:
+        raise ValueError(f"offset {offset}, size {_describe(size)} and stride {_describe(stride)} need {end} "
+                         f"elements of its storage {entry}, which holds {storage.numel}")
+    if elements > storage.numel:
+        raise ValueError(f"size {_describe(size)} holds {elements} elements, more than its storage {entry} "
+                         f"({storage.numel}): a stride-0 view")
+    return info
+
+
+def _array(tensor, data):
+    """The tensor record as a new array over its storage's bytes `data` (checked by `_storage_entry`)."""
+    itemsize = tensor.storage.dtype.itemsize
+    return np.ndarray(tensor.size, tensor.storage.dtype, buffer=data, offset=tensor.offset * itemsize,
+                      strides=tuple(s * itemsize for s in tensor.stride)).copy()
+
+
+def _read_entry(archive, info):
+    """An entry's bytes, as many as its header declares (`zipfile` inflates no more)."""
+    with archive.open(info) as handle:
+        data = handle.read()
+    if len(data) != info.file_size:
+        raise ValueError(f"{info.filename} holds {len(data)} bytes, its zip header declares {info.file_size}")
+    return data
+
+
+def _named(path, name, function, *args):
+    """`function(*args)`; its ValueError or zip error raised again as a ValueError naming the file and tensor."""
+    try:
+        return function(*args)
+    except (ValueError, *archives.ZIP_ERRORS) as error:
+        raise ValueError(f"{path}: tensor {name!r}: {error}") from error
 
 
 def read_torch_state_dict(path):
     """Reads a state dict saved by `torch.save` (zip format, torch >= 1.6) as {name: numpy array}.
 
+    Made for files from others: the pickle may only build tensors (nothing else is
+    imported or run), every tensor's offset, size and stride are checked against its
+    storage before a view of it is made, and no zip entry is read before its
+    declared size is checked against its tensors and the file's size
+    (`CHECKPOINT_INFLATION`). Each storage is read once, when its tensors are built.
+
     Raises:
         FileNotFoundError: no file at `path`.
-        ValueError: the file is not a zip-format torch checkpoint of tensors.
+        ValueError: the file is not a zip-format torch checkpoint of tensors, or a record in it does not fit
+            its storage (names the file, and the tensor's key).
     """
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"ffe_weights: no file {path}")
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path}: not a zip-format torch checkpoint (re-save it with torch.save in torch >= 1.6)")
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-        pickles = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
-        if len(pickles) != 1:
-            raise ValueError(f"{path}: expected one <name>/data.pkl in the zip, found {pickles}")
-        root = pickles[0][: -len("data.pkl")]
-        if f"{root}byteorder" in names and archive.read(f"{root}byteorder").strip() != b"little":
-            raise ValueError(f"{path}: big-endian checkpoints are not supported")
-        storages = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return _read_state_dict(path, archive)
+    except archives.ZIP_ERRORS as error:
+        raise ValueError(f"{path}: unreadable zip: {error}") from error
 
-        def read_storage(dtype, key):
-            if key not in storages:
-                data = archive.read(f"{root}data/{key}")
-                storages[key] = np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<"))
-            return storages[key]
 
-        with archive.open(pickles[0]) as f:
-            try:
-                state = _TorchUnpickler(f, read_storage).load()
-            except (pickle.UnpicklingError, KeyError, ValueError, TypeError) as error:
-                raise ValueError(f"{path}: cannot read it as a torch state dict: {error}") from error
-    if not isinstance(state, dict) or not all(isinstance(v, np.ndarray) for v in state.values()):
+def _read_state_dict(path, archive):
+    names = archive.namelist()
+    pickles = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
+    if len(pickles) != 1:
+        raise ValueError(f"{path}: expected one <name>/data.pkl in the zip, found {pickles[:5]}")
+    root = pickles[0][: -len("data.pkl")]
+    heads = [archive.getinfo(n) for n in (pickles[0], f"{root}byteorder") if n in names]
+    sizes = {info.filename: info.file_size for info in heads}
+    archives.check_inflation(path, sizes, CHECKPOINT_INFLATION)
+    if len(heads) == 2 and archive.read(heads[1]).strip() != b"little":
+        raise ValueError(f"{path}: big-endian checkpoints are not supported")
+    with archive.open(heads[0]) as handle:
+        try:
+            state = _TorchUnpickler(handle).load()
+        except Exception as error:  # whatever a crafted pickle stream makes the unpickler raise
+            raise ValueError(f"{path}: cannot read it as a torch state dict: {error}") from error
+    if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a state dict {{name: tensor}}, got {type(state).__name__}")
-    return dict(state)
+    for name, value in state.items():
+        if not (isinstance(name, str) and isinstance(value, _Tensor)):
+            raise ValueError(f"{path}: expected a state dict {{name: tensor}}; {_describe(name)} holds a "
+                             f"{type(value).__name__}")
+    entries = {name: _named(path, name, _storage_entry, tensor, archive, root) for name, tensor in state.items()}
+    for name, info in entries.items():
+        sizes[info.filename] = info.file_size
+        sizes[f"tensor {name}"] = math.prod(state[name].size) * state[name].storage.dtype.itemsize
+    archives.check_inflation(path, sizes, CHECKPOINT_INFLATION)
+    storages, arrays = {}, {}
+    for name, info in entries.items():
+        if info.filename not in storages:
+            storages[info.filename] = _named(path, name, _read_entry, archive, info)
+        arrays[name] = _named(path, name, _array, state[name], storages[info.filename])
+    return arrays
 
 
 def torchvision_variables(ffe):
@@ -188,12 +301,28 @@ def save_ffe_weights(ffe, path):
     keras.saving.save_weights(ffe, str(path))
 
 
+def check_ffe_weights(ffe_weights):
+    """Reads a `ffe_weights` file before a run starts: a missing or refused file stops it at once.
+
+    None and "imagenet" (downloaded and checksum-verified when a model is built) are not read.
+
+    Raises:
+        FileNotFoundError: no file at the path.
+        ValueError: a torchvision checkpoint that `read_torch_state_dict` refuses.
+    """
+    if ffe_weights in (None, "imagenet"):
+        return
+    if weights_kind(ffe_weights) == "torchvision":
+        read_torch_state_dict(ffe_weights)
+    elif not pathlib.Path(ffe_weights).is_file():
+        raise FileNotFoundError(f"ffe_weights: no file {ffe_weights}")
+
+
 def load_ffe_weights(ffe, ffe_weights):
     """Loads `ffe_weights` ("imagenet", a torchvision `.pth` or our `.weights.h5`) into a built FFE."""
     kind = weights_kind(ffe_weights)
     if kind == "keras":
-        if not pathlib.Path(ffe_weights).is_file():
-            raise FileNotFoundError(f"ffe_weights: no file {ffe_weights}")
+        check_ffe_weights(ffe_weights)
         keras.saving.load_weights(ffe, str(ffe_weights))
         return
     check_resnet18(ffe_weights, ffe.width, ffe.blocks)

@@ -41,7 +41,7 @@ def main(argv=None):
         config = cli.config_from_args(args)
     except ValueError as error:
         parser.error(str(error))
-    from cmnet_keras.training import ConfigMismatchError, run_loso, train_final_model
+    from cmnet_keras.training import ConfigMismatchError, RunDirError, run_loso, train_final_model
     from cmnet_keras.training.seeds import run_seeds
 
     cache, options = cli.prepare_run(parser, args, config)
@@ -52,7 +52,7 @@ def main(argv=None):
             run_loso(cache, config, args.out, command=command, **options)
         if args.final_model and is_chief(args.strategy):  # one device, the chief alone
             train_final_model(cache, config, args.out, verbose=args.verbose)
-    except (ConfigMismatchError, OutputError, StrategyError) as error:
+    except (ConfigMismatchError, RunDirError, OutputError, StrategyError) as error:
         parser.exit(2, f"error: {error}\n")
 
 

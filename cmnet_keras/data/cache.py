@@ -242,7 +242,12 @@ def write_index(cache_dir, records):
 
 
 def read_index(cache_dir):
-    """index.csv as a DataFrame (ids and TEXT_COLUMNS as strings, so `006` stays `006` and AU `12` stays `12`)."""
+    """index.csv as a DataFrame (ids and TEXT_COLUMNS as strings, so `006` stays `006` and AU `12` stays `12`).
+
+    Raises:
+        FileNotFoundError: no index.csv.
+        CacheError: a row's `file` is not a clip inside the cache (names the line and the file).
+    """
     path = pathlib.Path(cache_dir) / INDEX_FILE
     if not path.is_file():
         raise FileNotFoundError(f"No {INDEX_FILE} in {cache_dir}: not a preprocessed cache (run cmnet_keras.preprocess)")
@@ -251,7 +256,37 @@ def read_index(cache_dir):
     missing = [c for c in INDEX_COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"{path} lacks columns {missing}")
+    _check_files(cache_dir, table["file"])
     return table
+
+
+def _check_files(cache_dir, names):
+    """Raises CacheError for an index `file` that is not a clip inside the cache (a cache may come from others).
+
+    A cache's clips lie under its `clips/`; a composite's under its links to the caches it was built
+    from (`<dataset>/`, its meta's datasets). A file is refused when it is absolute, climbs out with
+    `..`, or, links followed, lies outside the one of those folders it starts with (which may be a link).
+    """
+    cache_dir = pathlib.Path(cache_dir)
+    meta = cache_dir / META_FILE
+    composite = json.loads(meta.read_text()).get("composite") if meta.is_file() else None
+    if composite:
+        roots = {d: os.path.realpath(cache_dir / d) for d in composite["datasets"]}
+        where = "the caches it was built from (" + ", ".join(f"{d}/" for d in roots) + ")"
+    else:
+        roots, where = {CLIPS_DIR: os.path.realpath(cache_dir / CLIPS_DIR)}, f"its {CLIPS_DIR}/ folder"
+    for line, name in enumerate(names, 2):
+        path = pathlib.PurePosixPath(name)
+        if path.is_absolute():
+            problem = "is an absolute path"
+        elif ".." in path.parts:
+            problem = "climbs out with '..'"
+        elif len(path.parts) < 2 or path.parts[0] not in roots or \
+                os.path.commonpath([roots[path.parts[0]], os.path.realpath(cache_dir / name)]) != roots[path.parts[0]]:
+            problem = f"lies outside {where}"
+        else:
+            continue
+        raise CacheError(f"{cache_dir / INDEX_FILE} line {line}: file {name!r} {problem}; refused")
 
 
 def cache_fingerprint(cache_dir):

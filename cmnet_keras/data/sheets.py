@@ -11,8 +11,11 @@ import io
 import math
 import pathlib
 import re
+import zipfile
 
 import pandas as pd
+
+from cmnet_keras import archives
 
 # Canonical column -> accepted spellings after `normalise_column`.
 COLUMN_ALIASES = {
@@ -27,6 +30,8 @@ COLUMN_ALIASES = {
 HEADER_SEARCH_ROWS = 50
 UNKNOWN_FRAME_CELLS = ("/", "-", "?", "n/a", "na", "none")  # how releases mark an unannotated frame
 ROW_COLUMN = "_row"
+# Bytes of XML a workbook may inflate to per byte of the file: real ones hold 4-15x; far more is a zip bomb.
+WORKBOOK_INFLATION = 100
 
 
 class SheetError(ValueError):
@@ -62,6 +67,9 @@ def _read_raw(path, worksheet=None):
     try:
         if suffix not in (".xlsx", ".xlsm"):
             return [], {None: _read_csv_cells(path)}
+        with zipfile.ZipFile(path) as archive:  # sized before openpyxl inflates it whole
+            archives.check_inflation(path, {i.filename: i.file_size for i in archive.infolist()}, WORKBOOK_INFLATION,
+                                     SheetError)
         with pd.ExcelFile(path) as book:
             names = list(book.sheet_names)
             if worksheet is not None and worksheet not in names:
@@ -115,9 +123,10 @@ def read_sheet(path, required=("subject", "filename", "emotion"), worksheet=None
         `attrs["worksheets"]` all worksheets of the workbook.
 
     Raises:
-        SheetError: the file is unreadable, a required column is missing, or
-            `worksheet` is not in the workbook (the message names the file and
-            the missing columns or the worksheets it has).
+        SheetError: the file is unreadable or a workbook that would inflate to
+            over `WORKBOOK_INFLATION` times its size, a required column is
+            missing, or `worksheet` is not in the workbook (the message names
+            the file and the missing columns or the worksheets it has).
     """
     path = pathlib.Path(path)
     if not path.is_file():

@@ -8,4 +8,4 @@ from cmnet_keras.training.loso import (
     train_final_model,
     train_fold,
 )
-from cmnet_keras.training.run_dir import ConfigMismatchError
+from cmnet_keras.training.run_dir import ConfigMismatchError, RunDirError

@@ -31,6 +31,53 @@ class ConfigMismatchError(ValueError):
     """A run directory holds a run made with other settings."""
 
 
+class RunDirError(ValueError):
+    """A run directory's config.json or state.json is unreadable or not as this package writes it; names the
+    file and the field."""
+
+
+def _read_object(path, fields):
+    """The JSON object in `path`, its `fields` ({key: (check, what it must be)}) checked.
+
+    Raises:
+        RunDirError: `path` is unreadable, not a JSON object, or a field fails its check (names it and its value).
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise RunDirError(f"{path}: unreadable: {error}") from error
+    if not isinstance(data, dict):
+        raise RunDirError(f"{path}: expected a JSON object, got a {type(data).__name__}")
+    for key, (check, what) in fields.items():
+        if not check(data.get(key)):
+            raise RunDirError(f"{path}: {key} must be {what}, got {json.dumps(data.get(key))[:80]}")
+    return data
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_list(value, check):
+    return isinstance(value, list) and all(map(check, value))
+
+
+CONFIG_FIELDS = {"settings": (lambda v: isinstance(v, dict) and isinstance(v.get("config"), dict)
+                              and _is_list(v.get("subjects"), lambda s: isinstance(s, str)),
+                              "an object with config (an object) and subjects (a list of strings)")}
+STATE_FIELDS = {  # and checkpoint, the file its epoch names
+    "epoch": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "train_seconds": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    "history": (lambda v: isinstance(v, dict) and all(_is_list(h, _is_number) for h in v.values()),
+                "an object of lists of numbers"),
+    "seed_states": (lambda v: _is_list(v, lambda state: _is_list(state, _is_int)), "a list of lists of integers"),
+}
+
+
 def package_versions():
     """Python, platform, Keras backend and the versions of the installed relevant packages."""
     versions = {"python": platform.python_version(), "platform": platform.platform(),
@@ -67,7 +114,7 @@ def read_settings(run_dir):
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run directory: no {CONFIG_FILE}")
-    return json.loads(path.read_text())["settings"]
+    return _read_object(path, CONFIG_FIELDS)["settings"]
 
 
 def data_settings(cache_dir, hold_out, subjects, numbers):
@@ -137,7 +184,7 @@ def save_epoch_checkpoint(model, fold_dir, state):
     a run killed at any point resumes from a consistent (checkpoint, state) pair.
     """
     fold_dir = Path(fold_dir)
-    name = f"epoch_{state['epoch']:03d}.keras"
+    name = _checkpoint_name(state["epoch"])
     save_model(model, fold_dir / name)
     state["checkpoint"] = name
     state["seed_states"] = [keras.ops.convert_to_numpy(v).tolist() for v in _seed_states(model)]
@@ -147,14 +194,27 @@ def save_epoch_checkpoint(model, fold_dir, state):
             old.unlink()
 
 
+def _checkpoint_name(epoch):
+    return f"epoch_{epoch:03d}.keras"
+
+
 def load_epoch_checkpoint(fold_dir):
-    """(model, state) of the fold's last checkpoint, or (None, a fresh state) if it has none."""
+    """(model, state) of the fold's last checkpoint, or (None, a fresh state) if it has none.
+
+    The checkpoint is the `epoch_<E>.keras` beside state.json that its epoch names, loaded in Keras's safe mode.
+
+    Raises:
+        RunDirError: state.json is unreadable or not as `save_epoch_checkpoint` writes it (names the field).
+    """
     fold_dir = Path(fold_dir)
     path = fold_dir / STATE_FILE
     if not path.is_file():
         return None, {"epoch": 0, "history": {}, "train_seconds": 0.0}
-    state = json.loads(path.read_text())
-    model = keras.models.load_model(fold_dir / state["checkpoint"])
+    state = _read_object(path, STATE_FIELDS)
+    if state["checkpoint"] != _checkpoint_name(state["epoch"]):
+        raise RunDirError(f"{path}: checkpoint must be {_checkpoint_name(state['epoch'])} (its epoch's file beside "
+                          f"it), got {json.dumps(state['checkpoint'])[:80]}")
+    model = keras.models.load_model(fold_dir / state["checkpoint"], safe_mode=True)
     for variable, value in zip(_seed_states(model), state["seed_states"], strict=True):
         variable.assign(np.asarray(value, dtype=variable.dtype))
     return model, state
