@@ -18,6 +18,7 @@ import sys
 
 from cmnet_keras.data import cache, readers
 from cmnet_keras.data.preprocessing import preprocess_dataset
+from cmnet_keras.data.truth import attach_truth, read_truth_table
 
 EXIT_OK, EXIT_FATAL, EXIT_SOME_FAILED = 0, 2, 3
 
@@ -45,6 +46,9 @@ def build_parser():
     parser.add_argument("--temporal", default="uniform", choices=("uniform", "apex"),
                         help="uniform: the paper's regular-interval sampling (default); apex: onset->apex and "
                              "apex->offset sampled apart, so the annotated apex frame is one of the N")
+    parser.add_argument("--intensity-truth", metavar="CSV",
+                        help="a true intensity per clip (subject, filename, onset, apex, offset, amplitude; "
+                             "docs/tendency.md), stored with each clip and measured in every run")
     parser.add_argument("--face-model", default=None, help="face_landmarker.task (default: env/cache/download)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N clips")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -65,6 +69,9 @@ def main(argv=None):
                                     paper_clips=args.paper_clips, smic_subset=args.smic_subset,
                                     all_emotions=args.all_emotions)
         print(spec.summary(), flush=True)
+        if args.intensity_truth:
+            attached, problems = attach_truth(spec, read_truth_table(args.intensity_truth))
+            print("\n".join([f"true intensity from {args.intensity_truth}: {attached} clips", *problems]), flush=True)
         if not spec.clips:
             raise ValueError(f"no usable clips in {args.root}")
         report = preprocess_dataset(spec, args.out, args.size, args.frames, args.cropped, args.face_model,

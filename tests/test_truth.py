@@ -66,18 +66,17 @@ def test_truth_file_errors_name_the_file_and_row(tmp_path):
     assert read_truth_table(path)[("1", "EP01")].as_dict() == {"onset": 1, "apex": 5, "offset": 9, "amplitude": 0.07}
 
 
-def test_stored_truth_of_generated_clips_is_the_generators_curve(tmp_path, pyfeat_data, face_model):
+def test_stored_truth_of_generated_clips_is_the_generators_curve(tmp_path, pyfeat_data, face_model, capsys):
+    from cmnet_keras import preprocess
     from cmnet_keras.data.embedded import MANIFEST, generate_embedded_dataset
-    from cmnet_keras.data.preprocessing import preprocess_dataset
-    from cmnet_keras.data.readers import read_dataset
-    from cmnet_keras.data.truth import attach_truth
 
     root = generate_embedded_dataset(tmp_path / "embedded", num_subjects=1, clips_per_subject=3,
                                      data_dir=pyfeat_data, model_path=face_model)
-    spec = read_dataset("casme2", root)
-    assert attach_truth(spec, read_truth_table(root / MANIFEST)) == (3, [])
     out = tmp_path / "cache"
-    preprocess_dataset(spec, out, image_size=32, face_model=face_model, progress=False, log=lambda *_: None)
+    assert preprocess.main(["--dataset", "casme2", "--root", str(root), "--out", str(out), "--size", "32",
+                            "--face-model", str(face_model), "--intensity-truth", str(root / MANIFEST),
+                            "--quiet"]) == 0
+    assert f"true intensity from {root / MANIFEST}: 3 clips" in capsys.readouterr().out
     index = cache.read_index(out)
     manifest = pd.read_csv(root / MANIFEST).set_index("filename")
     for row, stored in zip(index.itertuples(), cache.read_true_intensity(out, index["file"])):
