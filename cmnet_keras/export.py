@@ -38,6 +38,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from cmnet_keras import files
 from cmnet_keras.config import CMNetConfig
 
 SIGNATURE_KEY = "serving_default"
@@ -117,6 +118,7 @@ def export_saved_model(model, out="saved_models", name="cmnet", version=1, overw
             pathlib.Path(asset_dir, CONFIG_FILE).write_text(config.to_json() + "\n")
             module = ServingModule(model, config, asset_dir)
             tf.saved_model.save(module, str(staging), signatures={SIGNATURE_KEY: module.serve})
+        files.make_readable_as_umask(staging)  # mkdtemp made it 0700: TF Serving may run as another user
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)
