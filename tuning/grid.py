@@ -21,8 +21,12 @@ command below (6 points, 2 folds, 5 epochs) takes about 10 minutes.
 
 Written to `--out`: KerasTuner's project (`oracle.json`, `trial_*/`), the
 search settings (`search.json`), `trials.csv` and `trials.md` (one row per
-trial: λ, status, LOSO accuracy, per-fold accuracies, error of a failed trial)
-and `best.json` (the best λ and its score).
+trial: λ, status, LOSO accuracy, per-fold accuracies named by the subjects
+scored, error of a failed trial) and `best.json` (the best λ and its score).
+The best trial is a function of the finished trials alone: the highest score;
+among equal scores (to 9 decimals) the higher validation UF1, then the λ
+nearest the paper's (0.07, 0.71, 0.22), then the earlier grid point; so a
+rerun of a finished search rewrites the same tables.
 
 Resume: running the same command again continues the search: finished trials
 are kept, an interrupted trial is run again (its LOSO run resumes after the

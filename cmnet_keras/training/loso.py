@@ -311,16 +311,16 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
             if evaluate_on == "validation":
                 fold = dataclasses.replace(fold, test=fold.validation, test_index=fold.validation_index,
                                            validation=None, validation_index=None)
+            scored_names = fold.subject if evaluate_on == "test" else "+".join(sorted(set(fold.test_index["subject"])))
             scored = (f"test subject {fold.subject}" if evaluate_on == "test" else
-                      f"validation subjects {sorted(set(fold.test_index['subject']))} (test subject {fold.subject} "
-                      "left out)")
+                      f"validation subjects {scored_names} (test subject {fold.subject} left out)")
             print(f"[fold {done}/{len(pending)}] #{number}: {scored} ({len(fold.test_index)} clips), "
                   f"train {len(fold.train_index)} clips", flush=True)
             result = train_fold(fold, number, fold_dir(number, written), cache_dir, config, strategy=tf_strategy,
                                 verbose=verbose, checkpoint_every=checkpoint_every, compiled=compiled,
                                 resume_from=fold_dir(number), class_weight=class_weight)
             elapsed = time.perf_counter() - start
-            print(f"[fold {done}/{len(pending)}] #{number} ({fold.subject}): acc {100 * result['accuracy']:.1f}% "
+            print(f"[fold {done}/{len(pending)}] #{number} ({scored_names}): acc {100 * result['accuracy']:.1f}% "
                   f"F1 {100 * result['f1']:.1f}% on {result['n']} clips | elapsed {format_duration(elapsed)}, "
                   f"ETA {format_duration(elapsed / done * (len(pending) - done))}", flush=True)
 
