@@ -124,14 +124,16 @@ def run_options(args, data):
 def prepare_run(parser, args, config):
     """(cache, `run_loso` options) for parsed options; exits with code 2 on bad options or files.
 
-    Also when `<out>` holds runs made with another composite, or another
-    process holds the cache's preprocessing lock.
+    Also when `<out>` holds runs made with another composite, another process
+    holds the cache's preprocessing lock, or the preset does not fit the cache.
     """
     from cmnet_keras.data.cache import CacheLockedError
+    from cmnet_keras.data.cache_fit import check_config_fits
     from cmnet_keras.data.embedded import ensure_embedded_cache
 
     try:
         data = run_data(args, lambda: ensure_embedded_cache(config.image_size, config.num_frames, args.data_dir))
+        check_config_fits(config, data.cache_dir)
         return data.cache_dir, run_options(args, data)
     except (ValueError, OSError, CacheLockedError) as error:
         parser.exit(2, f"error: {error}\n")
