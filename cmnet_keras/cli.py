@@ -3,8 +3,9 @@
 import os
 import sys
 import traceback
+import warnings
 
-from cmnet_keras import distribute
+from cmnet_keras import console, distribute
 from cmnet_keras.config import OPTIMIZERS, PRESETS, SAMPLERS, get_config
 
 
@@ -140,18 +141,27 @@ def prepare_run(parser, args, config):
 
 
 def exit_on_error(main):
-    """Runs `main()`; on an uncaught error prints it and ends the process with exit code 1 at once.
+    """Runs a command's `main()` (which returns or exits with its code); an uncaught error is exit code 1 at once.
+
+    Exit codes of every command: 0 done, 2 bad input (arguments, files, settings; a one-line error),
+    3 done but some clips failed (named in the summary), 1 a bug (the traceback). On the console,
+    native libraries' log lines are dropped and warnings are one line (`console`).
 
     `os._exit` does not wait for tf.data's input threads, which can keep a
     failed process alive forever. Every file of a run is written atomically, so
     nothing is lost by skipping the interpreter's shutdown.
     """
+    warnings.showwarning = console.show_warning
+    console.filter_native_logs()
     try:
-        main()
-    except SystemExit:
-        raise
+        code = main()
+    except SystemExit as stop:
+        code = stop.code
     except BaseException:  # KeyboardInterrupt too: the same threads would hold the process
         traceback.print_exc()
         sys.stdout.flush()
-        sys.stderr.flush()
+        console.flush()
         os._exit(1)
+    sys.stdout.flush()
+    console.flush()
+    sys.exit(code)

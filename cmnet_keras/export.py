@@ -26,6 +26,8 @@ Serving::
 A new version is written to a temporary folder and renamed into place, so a
 running server never loads a half-written version; an existing version is
 kept unless `--overwrite` is given.
+
+Exit codes: 0 done, 2 bad input (a one-line error naming the file or value), 1 a bug (the traceback).
 """
 
 import argparse
@@ -164,10 +166,12 @@ def main(argv=None):
         target = export_saved_model(model, args.out, args.name, args.version, args.overwrite)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return 2
     print(f"Exported {args.model} -> {target} (signature {SIGNATURE_KEY!r}, input {INPUT_NAME!r})")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from cmnet_keras.cli import exit_on_error
+
+    exit_on_error(main)

@@ -71,10 +71,9 @@ import argparse
 import os
 import sys
 
-from tuning.search import OBJECTIVE, OBJECTIVES, check_tensorboard, is_worker, run_search
 
 
-def _parser():
+def _parser(objectives):
     from cmnet_keras.cli import add_composite_arguments, add_ffe_weights_argument
     from cmnet_keras.config import PRESETS
 
@@ -95,7 +94,7 @@ def _parser():
     folds.add_argument("--folds", help="fold numbers, e.g. 0-3 or 0,2,5-7 (default: all)")
     folds.add_argument("--max-folds", type=int, help="only the first N folds")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw and the data order")
-    parser.add_argument("--objective", default="nested", choices=sorted(OBJECTIVES),
+    parser.add_argument("--objective", default="nested", choices=sorted(objectives),
                         help="nested (default): score on validation subjects drawn from each outer fold's training "
                              "subjects; loso-test: the paper's procedure, scored on the held-out test subjects")
     parser.add_argument("--validation-subjects", type=int, default=1,
@@ -131,7 +130,12 @@ def main(argv=None):
     from cmnet_keras import cli
     from cmnet_keras.data.cache import CacheLockedError
 
-    parser = _parser()
+    try:  # the [tuning] extra: a one-line error naming it
+        from tuning.search import OBJECTIVE, OBJECTIVES, check_tensorboard, is_worker, run_search
+    except ImportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    parser = _parser(OBJECTIVES)
     args = parser.parse_args(argv)
     try:
         check_tensorboard()
@@ -177,4 +181,4 @@ def main(argv=None):
 if __name__ == "__main__":
     from cmnet_keras.cli import exit_on_error
 
-    exit_on_error(lambda: sys.exit(main()))
+    exit_on_error(main)
