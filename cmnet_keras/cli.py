@@ -3,8 +3,9 @@
 import os
 import sys
 import traceback
+import warnings
 
-from cmnet_keras import distribute
+from cmnet_keras import console, distribute
 from cmnet_keras.config import OPTIMIZERS, PRESETS, SAMPLERS, TENDENCY, get_config
 
 
@@ -129,35 +130,46 @@ def run_options(args, data):
 def prepare_run(parser, args, config):
     """(cache, `run_loso` options) for parsed options; exits with code 2 on bad options or files.
 
-    Also when `<out>` holds runs made with another composite, another
-    process holds the cache's preprocessing lock, or the `--ffe-weights` file
-    is missing or refused (`pretrained.check_ffe_weights`).
+    Also when `<out>` holds runs made with another composite, another process
+    holds the cache's preprocessing lock, the `--ffe-weights` file is missing or
+    refused (`pretrained.check_ffe_weights`), or the preset does not fit the cache.
     """
     from cmnet_keras.data.cache import CacheLockedError
+    from cmnet_keras.data.cache_fit import check_config_fits
     from cmnet_keras.data.embedded import ensure_embedded_cache
     from cmnet_keras.pretrained import check_ffe_weights
 
     try:
         check_ffe_weights(config.ffe_weights)
         data = run_data(args, lambda: ensure_embedded_cache(config.image_size, config.num_frames, args.data_dir))
+        check_config_fits(config, data.cache_dir)
         return data.cache_dir, run_options(args, data)
     except (ValueError, OSError, CacheLockedError) as error:
         parser.exit(2, f"error: {error}\n")
 
 
 def exit_on_error(main):
-    """Runs `main()`; on an uncaught error prints it and ends the process with exit code 1 at once.
+    """Runs a command's `main()` (which returns or exits with its code); an uncaught error is exit code 1 at once.
+
+    Exit codes of every command: 0 done, 2 bad input (arguments, files, settings; a one-line error),
+    3 done but some clips failed (named in the summary), 1 a bug (the traceback). On the console,
+    native libraries' log lines are dropped and warnings are one line (`console`).
 
     `os._exit` does not wait for tf.data's input threads, which can keep a
     failed process alive forever. Every file of a run is written atomically, so
     nothing is lost by skipping the interpreter's shutdown.
     """
+    warnings.showwarning = console.show_warning
+    console.filter_native_logs()
     try:
-        main()
-    except SystemExit:
-        raise
+        code = main()
+    except SystemExit as stop:
+        code = stop.code
     except BaseException:  # KeyboardInterrupt too: the same threads would hold the process
         traceback.print_exc()
         sys.stdout.flush()
-        sys.stderr.flush()
+        console.flush()
         os._exit(1)
+    sys.stdout.flush()
+    console.flush()
+    sys.exit(code)

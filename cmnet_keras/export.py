@@ -26,6 +26,8 @@ Serving::
 A new version is written to a temporary folder and renamed into place, so a
 running server never loads a half-written version; an existing version is
 kept unless `--overwrite` is given.
+
+Exit codes: 0 done, 2 bad input (a one-line error naming the file or value), 1 a bug (the traceback).
 """
 
 import argparse
@@ -38,6 +40,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from cmnet_keras import files
 from cmnet_keras.config import CMNetConfig
 
 SIGNATURE_KEY = "serving_default"
@@ -117,6 +120,7 @@ def export_saved_model(model, out="saved_models", name="cmnet", version=1, overw
             pathlib.Path(asset_dir, CONFIG_FILE).write_text(config.to_json() + "\n")
             module = ServingModule(model, config, asset_dir)
             tf.saved_model.save(module, str(staging), signatures={SIGNATURE_KEY: module.serve})
+        files.make_readable_as_umask(staging)  # mkdtemp made it 0700: TF Serving may run as another user
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)
@@ -162,10 +166,12 @@ def main(argv=None):
         target = export_saved_model(model, args.out, args.name, args.version, args.overwrite)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return 2
     print(f"Exported {args.model} -> {target} (signature {SIGNATURE_KEY!r}, input {INPUT_NAME!r})")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from cmnet_keras.cli import exit_on_error
+
+    exit_on_error(main)

@@ -4,6 +4,8 @@ Every file goes to a unique temporary file beside its target and is renamed over
 it (`os.replace`), so a reader, or a run resumed after a kill, sees the old file
 or the new one, never half of one. A write that fails (full disk, read-only
 folder) leaves the target as it was and raises `OutputError` naming the path.
+Files and folders get the permissions of a plain `open()` or `mkdir` under the
+process's umask (temp files are created 0600: they are widened before the rename).
 """
 
 import contextlib
@@ -15,6 +17,30 @@ import pathlib
 import tempfile
 
 TEMP_SUFFIX = ".tmp"
+FILE_MODE, FOLDER_MODE = 0o666, 0o777  # before the umask, as open() and mkdir use them
+
+
+def umask():
+    """The process's umask, read without changing it where /proc tells it (Linux)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: read by setting it, then put back
+    os.umask(mask)
+    return mask
+
+
+def make_readable_as_umask(path):
+    """Gives `path`, and everything below it if a folder, the modes a new file or folder gets under the umask."""
+    mask = umask()
+    path = pathlib.Path(path)
+    for item in [path, *(path.rglob("*") if path.is_dir() else ())]:
+        if not item.is_symlink():
+            os.chmod(item, (FOLDER_MODE if item.is_dir() else FILE_MODE) & ~mask)
 
 
 class OutputError(OSError):
@@ -46,6 +72,7 @@ def atomic_path(path, suffix=""):
         raise OutputError.writing(path, error) from error
     try:
         yield pathlib.Path(temp)
+        make_readable_as_umask(temp)
         os.replace(temp, path)
     except OSError as error:
         pathlib.Path(temp).unlink(missing_ok=True)

@@ -20,6 +20,7 @@ import math
 import os
 import pathlib
 import re
+import warnings
 
 import numpy as np
 
@@ -131,9 +132,12 @@ def open_source(path, fps=None):
         raise media.FrameReadError(f"{path}: not a video ({', '.join(media.VIDEO_SUFFIXES)}); {CLIP_NEEDED}")
     if path.is_file() and path.stat().st_size == 0:
         raise media.FrameReadError(f"Empty video file (0 bytes): {path}")
-    if path.is_dir() and not media.list_frame_files(path):
+    skipped = []
+    if path.is_dir() and not media.list_frame_files(path, skipped):
         raise media.FrameReadError(f"No image frames ({', '.join(media.IMAGE_SUFFIXES)}) in folder {path}; "
                                    f"{CLIP_NEEDED}")
+    if skipped:
+        warnings.warn(f"{path}: {len(skipped)} files named like frames are not frames, left out: {', '.join(skipped)}")
     count = media.clip_length(path)
     if count < 1:
         raise media.FrameReadError(f"No decodable frames in video: {path}")

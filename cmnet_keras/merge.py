@@ -10,6 +10,8 @@ The runs must have equal settings (config, seed, the same cache content,
 validation subjects, precision); otherwise the merge is refused, naming the
 differing fields. A fold present in several runs must have equal predictions
 (`cmnet_keras.training.merge`).
+
+Exit codes: 0 done, 2 bad input (a one-line error naming the run or field), 1 a bug (the traceback).
 """
 
 import argparse
@@ -34,4 +36,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from cmnet_keras.cli import exit_on_error
+
+    exit_on_error(main)

@@ -85,4 +85,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    cli.exit_on_error(lambda: sys.exit(main()))
+    cli.exit_on_error(main)

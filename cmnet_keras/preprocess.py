@@ -85,4 +85,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from cmnet_keras.cli import exit_on_error
+
+    exit_on_error(main)

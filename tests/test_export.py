@@ -102,11 +102,11 @@ def test_cli_versions_and_refusals(trained, tmp_path, capsys):
     model_file = str(folder / "model.keras")
     out = str(tmp_path / "served")
     assert export.main([model_file, "--name", "cmnet", "--version", "2", "--out", out]) == 0
-    assert export.main([model_file, "--name", "cmnet", "--version", "2", "--out", out]) == 1
+    assert export.main([model_file, "--name", "cmnet", "--version", "2", "--out", out]) == 2
     assert "already exists" in capsys.readouterr().err
-    assert export.main([model_file, "--version", "0", "--out", out]) == 1
+    assert export.main([model_file, "--version", "0", "--out", out]) == 2
     assert "version must be a positive integer" in capsys.readouterr().err
-    assert export.main([str(tmp_path / "missing.keras"), "--out", out]) == 1
+    assert export.main([str(tmp_path / "missing.keras"), "--out", out]) == 2
     assert "missing.keras" in capsys.readouterr().err
     assert export.main([model_file, "--name", "cmnet", "--version", "10", "--out", out]) == 0
     assert export.resolve_version_dir(tmp_path / "served" / "cmnet").name == "10"  # numeric, not string, order

@@ -84,6 +84,41 @@ def test_rerun_continues_the_search(tmp_path):
     assert json.loads((out / "best.json").read_text())["best"]["lambdas"] == [0.0, 1.0, 0.0]
 
 
+class TiedObjective:
+    """Every trial scores 0.2 (one validation subject of 10 clips); UF1 0.1, or 0.3 for the λ in `better_uf1`."""
+
+    def __init__(self, better_uf1=()):
+        self.better_uf1 = set(better_uf1)
+
+    def __call__(self, config, cache_dir, out, folds=None, verbose=1):
+        return {search.OBJECTIVE: 0.2, "pooled_uf1": 0.3 if config.lambdas in self.better_uf1 else 0.1,
+                "fold_accuracy": {"sub07": 0.2}}
+
+
+def _written(out):
+    return {name: (out / name).read_bytes() for name in ("best.json", "trials.csv", "trials.md")}
+
+
+@pytest.mark.parametrize("better_uf1, expected", [
+    # all tied: the point nearest the paper's (0.07, 0.71, 0.22); distances by hand:
+    # (0, .5, .5) 0.357, (0, 1, 0) 0.371, (.5, .5, 0) 0.527, (0, 0, 1) 1.06, (.5, 0, .5) 0.908, (1, 0, 0) 1.23
+    ((), [0.0, 0.5, 0.5]),
+    # a tie in score broken by the higher UF1, however far from the paper's λ
+    ({(1.0, 0.0, 0.0)}, [1.0, 0.0, 0.0]),
+    ({(0.0, 0.0, 1.0), (0.5, 0.0, 0.5)}, [0.5, 0.0, 0.5]),  # then the nearer of the two
+])
+def test_tied_trials_give_the_same_documented_best_on_every_rerun(tmp_path, better_uf1, expected):
+    out = tmp_path / "search"
+    _, best = _search(out, TiedObjective(better_uf1))
+    assert best["lambdas"] == expected
+    first = _written(out)
+    for _ in range(3):
+        _, again = _search(out, TiedObjective(better_uf1))
+        assert again == best and _written(out) == first
+    assert f"Best λ = {tuple(expected)}" in first["trials.md"].decode()
+    assert "the λ nearest the paper's" in json.loads(first["best.json"])["best"]["rule"]
+
+
 def test_interrupted_trial_runs_again_on_rerun(tmp_path):
     out = tmp_path / "search"
     first = StubObjective(interrupt_at=3)
@@ -160,7 +195,9 @@ def test_nested_objective_never_reads_the_test_subject(tmp_path, capsys, synthet
     assert validation_subject in {"sub02", "sub03"} and len(clips) == 3
     # The score is the validation subject's accuracy, recomputed from its predictions.
     assert table[search.OBJECTIVE].item() == pytest.approx((clips["label"] == clips["pred"]).mean())
-    assert "nested" in (out / "trials.md").read_text() and "Best λ = (0.0, 0.0, 1.0)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "nested" in (out / "trials.md").read_text() and "Best λ = (0.0, 0.0, 1.0)" in printed
+    assert f"#0 ({validation_subject}): acc" in printed and "(sub01): acc" not in printed  # named by who scored it
     other_folds = [a if a != "0" else "1" for a in args]
     with pytest.raises(SystemExit) as stop:
         grid.main(other_folds)

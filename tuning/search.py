@@ -15,6 +15,7 @@ import time
 import pandas as pd
 
 from cmnet_keras import files, optional, reports
+from cmnet_keras.config import CMNetConfig
 from cmnet_keras.training.run_dir import check_settings
 
 kt = optional.require("keras_tuner")
@@ -25,7 +26,13 @@ OBJECTIVES = {
     "nested": "mean accuracy on validation subjects drawn from each outer fold's training subjects",
     "loso-test": "LOSO accuracy on the held-out test subjects: SELECTED ON THE TEST SUBJECTS (the paper's procedure)",
 }
+SCORED_ON = {"nested": "the validation subjects, never the fold's test subject", "loso-test": "the test subject"}
 EXTRA_SCORES = ("f1", "pooled_uf1")  # shown in the tables when the objective returns them
+TIE_METRIC = "pooled_uf1"
+PAPER_LAMBDAS = CMNetConfig().lambdas
+SCORE_DECIMALS = 9  # scores equal to this many decimals are a tie
+TIE_RULE = (f"the highest {OBJECTIVE}; among equal ones the higher validation UF1 ({TIE_METRIC}), then the λ nearest "
+            f"the paper's {PAPER_LAMBDAS} (Euclidean), then the earlier grid point (λ1, then λ2, ascending)")
 SEARCH_FILE = "search.json"
 _EPS = 1e-9
 
@@ -123,6 +130,20 @@ def loso_objective(config, cache_dir, out, folds=None, verbose=1, objective="nes
     }
 
 
+def rank_key(trial, grid):
+    """Sort key of a completed trial, best first: the documented tie rule (`TIE_RULE`).
+
+    Args:
+        trial: a KerasTuner trial with a `score` (and `TIE_METRIC` among its metrics, if reported).
+        grid: the `lambdas` values in grid order (`format_lambdas` of `simplex_grid`).
+    """
+    value = trial.hyperparameters.get(HP_NAME)
+    uf1 = trial.metrics.get_last_value(TIE_METRIC) if trial.metrics.exists(TIE_METRIC) else None
+    distance = math.dist(parse_lambdas(value), PAPER_LAMBDAS)
+    return (-round(trial.score, SCORE_DECIMALS), -round(uf1, SCORE_DECIMALS) if uf1 is not None else math.inf,
+            round(distance, SCORE_DECIMALS), grid.index(value) if value in grid else len(grid))
+
+
 class SimplexGridOracle(kt.oracles.GridSearchOracle):
     """Grid search over the `lambdas` choice that resumes where it stopped.
 
@@ -152,6 +173,12 @@ class SimplexGridOracle(kt.oracles.GridSearchOracle):
             if not self._duplicate({HP_NAME: value}):
                 return {"status": "RUNNING", "values": {HP_NAME: value}}
         return {"status": "STOPPED", "values": None}
+
+    def get_best_trials(self, num_trials=1):
+        """The completed trials ranked by `rank_key` (KerasTuner's own order leaves ties to the reload order)."""
+        (choice,) = [hp for hp in self.get_space().space if hp.name == HP_NAME]
+        completed = [t for t in self.trials.values() if t.status == "COMPLETED"]
+        return sorted(completed, key=lambda t: rank_key(t, choice.values))[:num_trials]
 
     def save(self):
         files.write_json(self._get_oracle_fname(), self.get_state())
@@ -190,7 +217,8 @@ class LambdaGridSearch(kt.Tuner):
                                         verbose=verbose))
         details = {"lambdas": list(lambdas), "seconds": time.time() - start, **result}
         files.write_json(os.path.join(trial_dir, "result.json"), details)
-        return {OBJECTIVE: float(result[OBJECTIVE])}
+        ranked = {OBJECTIVE: result[OBJECTIVE], **({TIE_METRIC: result[TIE_METRIC]} if TIE_METRIC in result else {})}
+        return {name: float(value) for name, value in ranked.items()}
 
     def save(self):
         if not self._is_worker():
@@ -304,14 +332,17 @@ def write_results(tuner, out, objective):
     if best_trials:
         trial = best_trials[0]
         best = {"trial": trial.trial_id, "lambdas": list(parse_lambdas(trial.hyperparameters.get(HP_NAME))),
-                OBJECTIVE: float(trial.score), "objective": f"{objective}: {OBJECTIVES[objective]}"}
+                OBJECTIVE: float(trial.score), "objective": f"{objective}: {OBJECTIVES[objective]}",
+                "rule": TIE_RULE}
     counts = table["status"].value_counts().to_dict()
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     lines = ["# λ grid search (Eq. 10)", "", f"Objective ({OBJECTIVE}): {objective}, {OBJECTIVES[objective]}.", "",
              f"Trials: {len(table)} ({summary or 'none'}).", ""]
     if best:
         lines += [f"Best λ = {tuple(best['lambdas'])}: {OBJECTIVE} = {best[OBJECTIVE]:.4f} "
-                  f"(trial {best['trial']}).", ""]
+                  f"(trial {best['trial']}; best: {TIE_RULE}).", ""]
+    lines += [f"fold_accuracy: the accuracy of each outer fold, named by the subjects it is scored on "
+              f"({SCORED_ON[objective]}).", ""]
     files.write_bytes(out / "trials.md", ("\n".join(lines) + _markdown(table)).encode())
     files.write_json(out / "best.json", {"best": best, "objective": f"{objective}: {OBJECTIVES[objective]}",
                                          "trials": len(table), "status_counts": counts})

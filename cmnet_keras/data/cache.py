@@ -330,7 +330,7 @@ def lock(cache_dir, log=print):
         raise files.OutputError.writing(cache_dir, error) from error
     while True:
         try:
-            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, files.FILE_MODE)
             break
         except FileExistsError:
             holder = _stale_lock_holder(path, owner["host"])

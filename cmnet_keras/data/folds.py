@@ -16,7 +16,8 @@ class LOSOFold:
     `subject` is a dataset of a composite cache, all of whose subjects are held out).
 
     `CMNet.fit(fold)` trains on `train` (validating on `validation`, drawn from
-    training subjects only, or None); `CMNet.evaluate(fold)` tests on `test`.
+    training subjects only, or None); `CMNet.evaluate(fold)` tests on `test`;
+    both first call `check_config` with the model's config.
     """
 
     subject: str
@@ -26,6 +27,14 @@ class LOSOFold:
     train_index: pd.DataFrame = None
     test_index: pd.DataFrame = None
     validation_index: pd.DataFrame = None
+    cache_dir: str = None
+
+    def check_config(self, config):
+        """Raises `cache_fit.CacheMismatchError` unless `config`'s image size and frames are the cache's."""
+        from cmnet_keras.data.cache_fit import check_config_fits
+
+        if self.cache_dir is not None:
+            check_config_fits(config, self.cache_dir)
 
 
 def _natural_key(subject):
@@ -51,7 +60,8 @@ def fold_seed(seed, fold_number, *extra):
     return int(np.random.SeedSequence([int(seed), int(fold_number), *map(int, extra)]).generate_state(1)[0] >> 1)
 
 
-def loso_folds(cache_dir, batch_size=8, seed=0, subjects=None, validation_subjects=0, hold_out="subject"):
+def loso_folds(cache_dir, batch_size=8, seed=0, subjects=None, validation_subjects=0, hold_out="subject",
+               config=None):
     """One `LOSOFold` per subject of a preprocessed cache (an iterator; arguments are checked at once).
 
     The held-out subject's clips form `test` (in index order, unshuffled);
@@ -68,11 +78,17 @@ def loso_folds(cache_dir, batch_size=8, seed=0, subjects=None, validation_subjec
         validation_subjects: number of training subjects used for validation.
         hold_out: "subject" (LOSO) or "dataset" (cross-dataset: a composite's
             datasets are held out one per fold; the others train).
+        config: if given, a CMNetConfig checked against the cache at once (`cache_fit.check_config_fits`);
+            `CMNet.fit(fold)` checks the model's config in any case.
     """
     # Imported here: the pipeline is TF-only, the dataclass above must stay importable without it.
     from cmnet_keras.data.cache import read_index
     from cmnet_keras.data.pipeline import make_dataset
 
+    if config is not None:
+        from cmnet_keras.data.cache_fit import check_config_fits
+
+        check_config_fits(config, cache_dir)
     index = read_index(cache_dir)
     index = index.assign(subject=index["subject"].astype(str))
     order = fold_subjects(index, hold_out)
@@ -118,4 +134,5 @@ def _folds(cache_dir, index, order, wanted, batch_size, seed, validation_subject
             train_index=train_index,
             test_index=test_index,
             validation_index=validation_index,
+            cache_dir=str(cache_dir),
         )

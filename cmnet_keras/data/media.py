@@ -12,6 +12,7 @@ cv2 = optional.require("cv2")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v")
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
+IMAGE_SIGNATURES = (JPEG_START, b"\x89PNG\r\n\x1a\n", b"BM", b"II*\x00", b"MM\x00*")  # JPEG, PNG, BMP, TIFF
 JPEG_END_SEARCH = 1024  # bytes at the end searched for the end-of-image marker (some writers pad)
 
 
@@ -27,12 +28,60 @@ def frame_number(path):
     return int(numbers[-1])
 
 
-def list_frame_files(folder):
-    """Lists the image files of a frame folder, sorted by frame number."""
+def is_metadata_name(name):
+    """Whether a name is another system's bookkeeping: hidden (`._img1.jpg`, `.DS_Store`) or `__MACOSX`."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def not_a_frame(path):
+    """Why a file named like a frame (an `IMAGE_SUFFIXES` name) is not one, or None if it is a frame.
+
+    A frame has a number in its name, and content that starts as a JPEG, PNG,
+    BMP or TIFF file does; a JPEG also holds its end-of-image marker (not truncated).
+    """
+    if not re.search(r"\d", path.stem):
+        return "no frame number in the name"
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+            handle.seek(max(size - JPEG_END_SEARCH, 0))
+            tail = handle.read()
+    except OSError as error:
+        return f"unreadable: {error.strerror or error}"
+    if size == 0:
+        return "0 bytes"
+    if not head.startswith(IMAGE_SIGNATURES):
+        return f"not an image ({size} bytes)"
+    if head.startswith(JPEG_START) and JPEG_END not in tail:
+        return "truncated JPEG: no end-of-image marker"
+    return None
+
+
+def list_frame_files(folder, skipped=None):
+    """The frames of a frame folder, sorted by frame number.
+
+    Frames are the files with an `IMAGE_SUFFIXES` name that `not_a_frame`
+    accepts. Other systems' bookkeeping (`is_metadata_name`), files of other
+    suffixes (`Thumbs.db`, `desktop.ini`, notes) and folders are ignored.
+
+    Args:
+        folder: a frame folder.
+        skipped: a list to which "NAME (why)" is appended for each file named
+            like a frame that is not one (0 bytes, truncated, not an image, no number).
+    """
     folder = pathlib.Path(folder)
     if not folder.is_dir():
         raise FrameReadError(f"Frame folder not found: {folder}")
-    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+    files = []
+    for path in sorted(folder.iterdir()):
+        if is_metadata_name(path.name) or path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+            continue
+        reason = not_a_frame(path)
+        if reason is None:
+            files.append(path)
+        elif skipped is not None:
+            skipped.append(f"{path.name} ({reason})")
     return sorted(files, key=lambda p: (frame_number(p), p.name))
 
 

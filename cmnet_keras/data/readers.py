@@ -274,10 +274,10 @@ def _find_frames_dir(root, subject_pattern, cropped, what, subset=None, subsets=
     candidates, level = [], [root]
     for depth in range(SEARCH_DEPTH + 1):
         for folder in level:
-            if any(c.is_dir() and re.fullmatch(subject_pattern, c.name, re.I) for c in folder.iterdir()):
+            if any(re.fullmatch(subject_pattern, c.name, re.I) for c in _folders(folder)):
                 candidates.append((depth, folder))
         if depth < SEARCH_DEPTH:
-            level = sorted((c for f in level for c in f.iterdir() if c.is_dir()), key=lambda p: _natural_key(p.name))
+            level = sorted((c for f in level for c in _folders(f)), key=lambda p: _natural_key(p.name))
     if not candidates:
         raise FileNotFoundError(f"No {what} folder (with subject folders like {subject_pattern!r}) under {root}")
     if subset is not None:  # words of the root's own name count too: --root .../HS
@@ -329,8 +329,13 @@ def _worksheet_info(table):
     return [f"worksheet: {table.attrs['worksheet']!r} of {listed} (name another with --sheet)"]
 
 
+def _folders(folder):
+    """The child folders of `folder`, without other systems' bookkeeping (`media.is_metadata_name`)."""
+    return [c for c in folder.iterdir() if c.is_dir() and not media.is_metadata_name(c.name)]
+
+
 def _subject_dirs(base):
-    return {p.name: p for p in base.iterdir() if p.is_dir()}
+    return {p.name: p for p in _folders(base)}
 
 
 def _frame_position(numbers, value, what, source, default):
@@ -396,11 +401,11 @@ def _folder_clip(dataset, folder, subject, clip_id, label, emotion, marks, sourc
     if not folder.is_dir():
         dropped.problem(f"{source}: clip folder not found: {folder}")
         return None
-    try:
-        files = media.list_frame_files(folder)
-    except media.FrameReadError as error:  # a frame file name without a number
-        dropped.problem(f"{source}: {error}")
-        return None
+    skipped = []
+    files = media.list_frame_files(folder, skipped)
+    if skipped:
+        dropped.note(f"{source}: {len(skipped)} files named like frames are not frames, left out: "
+                     f"{', '.join(skipped)} in {folder}")
     if not files:
         dropped.problem(f"{source}: clip folder has no image frames: {folder}")
         return None
@@ -474,8 +479,8 @@ def _read_smic(root, cropped, subset="HS"):
         if not re.fullmatch(r"s\d+", subject_dir.name, re.I):
             continue
         micro = subject_dir / "micro"
-        class_dirs = sorted(p for p in micro.iterdir() if p.is_dir()) if micro.is_dir() else []
-        clip_dirs = [c for d in class_dirs for c in sorted(d.iterdir(), key=lambda p: _natural_key(p.name)) if c.is_dir()]
+        class_dirs = sorted(_folders(micro)) if micro.is_dir() else []
+        clip_dirs = [c for d in class_dirs for c in sorted(_folders(d), key=lambda p: _natural_key(p.name))]
         if not clip_dirs:
             dropped.problem(f"subject folder has no clips under micro/<class>/: {subject_dir}")
             continue

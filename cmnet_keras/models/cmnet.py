@@ -224,10 +224,17 @@ class CMNet(keras.Model):
         """Prototype means [B, T] (eqs. 2-4) for apex indices [B], e.g. to plot Fig. 5."""
         return self.prototype.prototype_moments(apex)[0]
 
+    def _check_fold(self, fold):
+        """Calls the fold's `check_config(config)` where it has one (a cache's fold checks its image size)."""
+        check = getattr(fold, "check_config", None)
+        if check is not None:
+            check(self.config)
+
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit`; `x` may be a LOSO fold (trains on `fold.train`,
         validates on `fold.validation` unless `validation_data` is given)."""
         if _is_fold(x):
+            self._check_fold(x)
             if kwargs.get("validation_data") is None:
                 kwargs["validation_data"] = x.validation
             x = x.train
@@ -238,6 +245,7 @@ class CMNet(keras.Model):
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.evaluate`; `x` may be a LOSO fold (tests on `fold.test`)."""
         if _is_fold(x):
+            self._check_fold(x)
             x = x.test
         if isinstance(x, dict):
             self._check_inputs(x)

@@ -28,12 +28,14 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from cmnet_keras import distribute, metrics, reports
 from cmnet_keras.data import intensity_reference
-from cmnet_keras.data.cache import cache_fingerprint, load_clip, read_index, read_meta, read_true_intensity
+from cmnet_keras.data.cache import cache_fingerprint, load_clip, read_index, read_true_intensity
+from cmnet_keras.data.cache_fit import check_config_fits
 from cmnet_keras.data.folds import fold_seed, fold_subjects, loso_folds
 from cmnet_keras.data.pipeline import epoch_steps, make_dataset, make_epochs_dataset
 from cmnet_keras.models import build_cmnet
 from cmnet_keras.runtime import fused_batch_norm
 from cmnet_keras.training import run_dir
+from cmnet_keras.training.progress import RunEstimate, format_duration
 
 FINAL_MODEL_FILE = "model.keras"
 EVALUATE_ON = ("test", "validation")
@@ -59,14 +61,8 @@ def parse_folds(spec, num_folds):
 
 
 def config_for_cache(config, cache_dir):
-    """The config with the cache's classes; errors if frames or image size differ from the cache."""
-    meta = read_meta(cache_dir)
-    for key in ("num_frames", "image_size"):
-        if int(meta[key]) != getattr(config, key):
-            raise ValueError(
-                f"cache {cache_dir} has {key}={meta[key]} but the config has {key}={getattr(config, key)}; "
-                f"use a matching --preset or preprocess the dataset again"
-            )
+    """The config with the cache's classes; `cache_fit.CacheMismatchError` if frames or image size differ."""
+    meta = check_config_fits(config, cache_dir)
     return config.replace(class_names=tuple(meta["class_names"]), num_classes=len(meta["class_names"]))
 
 
@@ -135,7 +131,7 @@ def predict_fold(model, fold, fold_number, cache_dir):
 
 
 def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, verbose=1, checkpoint_every=5,
-               compiled=None, resume_from=None, class_weight=None):
+               compiled=None, resume_from=None, class_weight=None, callbacks=()):
     """Trains one fold for `config.epochs` epochs (resuming from its checkpoint) and tests it.
 
     The remaining epochs run in one `fit` call; a checkpoint is saved every
@@ -162,6 +158,7 @@ def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, ve
         resume_from: the fold folder whose checkpoint is resumed (default `fold_dir`;
             on a worker other than the chief, the chief's).
         class_weight: None or "balanced".
+        callbacks: more Keras callbacks for `fit` (e.g. `progress.RunEstimate`).
 
     Returns:
         the fold result dict (also written to `fold_dir`).
@@ -188,7 +185,7 @@ def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, ve
         train = make_epochs_dataset(cache_dir, fold.train_index, config.batch_size, seeds, min_batch=replicas)
         model.fit(dataclasses.replace(fold, train=train), initial_epoch=state["epoch"], epochs=config.epochs,
                   steps_per_epoch=steps_per_epoch, shuffle=False, verbose=verbose, class_weight=weights,
-                  callbacks=[run_dir.EpochCheckpoint(fold_dir, state, checkpoint_every, config.epochs)])
+                  callbacks=[run_dir.EpochCheckpoint(fold_dir, state, checkpoint_every, config.epochs), *callbacks])
     clips = predict_fold(model, fold, fold_number, cache_dir)
     scores = metrics.fold_scores([c["label"] for c in clips], [c["pred"] for c in clips], config.num_classes)
     tendency = metrics.tendency_summary(clips)
@@ -228,12 +225,6 @@ def seed_python(seed):
     """
     random.seed(seed)
     np.random.seed(seed)
-
-
-def format_duration(seconds):
-    """"4m05s" or "1h02m03s"."""
-    minutes, seconds = divmod(int(seconds), 60)
-    return f"{minutes // 60}h{minutes % 60:02d}m{seconds:02d}s" if minutes >= 60 else f"{minutes}m{seconds:02d}s"
 
 
 def check_precision(mixed_precision):
@@ -333,16 +324,17 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
             if evaluate_on == "validation":
                 fold = dataclasses.replace(fold, test=fold.validation, test_index=fold.validation_index,
                                            validation=None, validation_index=None)
+            scored_names = fold.subject if evaluate_on == "test" else "+".join(sorted(set(fold.test_index["subject"])))
             scored = (f"test subject {fold.subject}" if evaluate_on == "test" else
-                      f"validation subjects {sorted(set(fold.test_index['subject']))} (test subject {fold.subject} "
-                      "left out)")
+                      f"validation subjects {scored_names} (test subject {fold.subject} left out)")
             print(f"[fold {done}/{len(pending)}] #{number}: {scored} ({len(fold.test_index)} clips), "
                   f"train {len(fold.train_index)} clips", flush=True)
             result = train_fold(fold, number, fold_dir(number, written), cache_dir, config, strategy=tf_strategy,
                                 verbose=verbose, checkpoint_every=checkpoint_every, compiled=compiled,
-                                resume_from=fold_dir(number), class_weight=class_weight)
+                                resume_from=fold_dir(number), class_weight=class_weight,
+                                callbacks=[RunEstimate(len(pending) - done)] if done == 1 else [])
             elapsed = time.perf_counter() - start
-            print(f"[fold {done}/{len(pending)}] #{number} ({fold.subject}): acc {100 * result['accuracy']:.1f}% "
+            print(f"[fold {done}/{len(pending)}] #{number} ({scored_names}): acc {100 * result['accuracy']:.1f}% "
                   f"F1 {100 * result['f1']:.1f}% on {result['n']} clips | elapsed {format_duration(elapsed)}, "
                   f"ETA {format_duration(elapsed / done * (len(pending) - done))}", flush=True)
 
