@@ -16,7 +16,7 @@ sum to 1). `renormalise` scales them to sum to 1 instead: (0, 0, 1),
 
 from pathlib import Path
 
-from cmnet_keras import files
+from cmnet_keras import files, markdown
 from cmnet_keras.config import SAMPLERS
 from cmnet_keras.training.seeds import PAIRED_METRICS, check_seeds, paired_test, run_seeds, seed_statistics
 
@@ -78,18 +78,16 @@ def _p_cell(test):
 def format_table(title, header, rows):
     """Markdown table in the paper's layout (Acc | F1-score) with the pooled protocol, the tendency
     of k, mean ± std over the seeds, and the paired test of each row against the full model."""
-    lines = [f"{title}", "",
-             f"| {header} | Acc | F1-score | F1 (all classes) | pooled Acc | UF1 | UAR | rho | abs Z | "
-             "p Acc | p F1 | seeds x folds |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    columns = [header, "Acc", "F1-score", "F1 (all classes)", "pooled Acc", "UF1", "UAR", "rho", "abs Z", "p Acc",
+               "p F1", "seeds x folds"]
+    cells = []
     for row in rows:
         stats, tests = row["statistics"], row["tests"]
-        cells = [_cell(stats, "paper.accuracy"), _cell(stats, "paper.f1"), _cell(stats, "paper.f1_all"),
-                 _cell(stats, "pooled.accuracy"), _cell(stats, "pooled.uf1"), _cell(stats, "pooled.uar"),
-                 _cell(stats, "tendency.rho", 1), _cell(stats, "tendency.abs_z", 1),
-                 _p_cell(tests and tests["accuracy"]), _p_cell(tests and tests["f1"]), row["pairs"]]
-        lines.append(f"| {row['name']} | " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines) + "\n"
+        cells.append([row["name"], _cell(stats, "paper.accuracy"), _cell(stats, "paper.f1"),
+                      _cell(stats, "paper.f1_all"), _cell(stats, "pooled.accuracy"), _cell(stats, "pooled.uf1"),
+                      _cell(stats, "pooled.uar"), _cell(stats, "tendency.rho", 1), _cell(stats, "tendency.abs_z", 1),
+                      _p_cell(tests and tests["accuracy"]), _p_cell(tests and tests["f1"]), row["pairs"]])
+    return f"{title}\n\n" + markdown.table(columns, cells, right=columns[1:])
 
 
 def run_ablation(table, cache_dir, base, out, seeds=None, preset_name="", renormalise=False, **run_options):
