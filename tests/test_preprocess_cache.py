@@ -4,6 +4,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import cmnet_keras
 from cmnet_keras import files, preprocess
 from cmnet_keras.data import cache, preprocessing, readers, temporal
 from cmnet_keras.data.pipeline import make_dataset
+from killharness import tree_bytes
 from test_readers import casme2_sheet_frame, casme2_table, write_casme2_tree
 
 SIZE = 8
@@ -118,7 +120,7 @@ def test_truncated_clip_is_named_on_load_and_redone(tree, tmp_path):
     assert clip_bytes(out) == good
 
 
-def test_old_format_cache_is_refused_by_readers_and_rebuilt(tree, tmp_path, capsys):
+def test_old_format_cache_is_refused_with_one_line_to_rebuild_it(tree, tmp_path, capsys):
     root, _ = tree
     out = tmp_path / "cache"
     (out / "clips/sub01").mkdir(parents=True)
@@ -128,12 +130,18 @@ def test_old_format_cache_is_refused_by_readers_and_rebuilt(tree, tmp_path, caps
     pd.DataFrame([{"clip_id": "EP02_01f", "subject": "sub01", "label": 0, "emotion": "a", "apex": 1,
                    "apex_source": "annotated", "file": "clips/sub01/EP02_01f.npz", "num_source_frames": 41}]
                  ).to_csv(out / "index.csv", index=False)
-    with pytest.raises(cache.CacheError, match=r"format 1 .*Rerun python -m cmnet_keras.preprocess"):
+    before = tree_bytes(out)
+    rebuild = (f"Cache {out} is in format 1; this version reads format 2 only: rebuild it (delete it and rerun "
+               "python -m cmnet_keras.preprocess).")
+    with pytest.raises(cache.CacheError) as refused:
         make_dataset(out)
-    assert run(root, out) == preprocess.EXIT_OK
-    assert "old format 1 (.npz clips): rebuilding it in format 2; removing 1 old clip files" in capsys.readouterr().out
-    assert not list(out.rglob("*.npz"))
-    assert cache.read_index(out).file.str.endswith(".raw").all() and len(cache.read_index(out)) == 4
+    assert str(refused.value) == rebuild
+    capsys.readouterr()
+    assert run(root, out) == preprocess.EXIT_FATAL
+    assert capsys.readouterr().err == f"error: {rebuild}\n"
+    assert tree_bytes(out) == before  # nothing migrated, nothing removed
+    shutil.rmtree(out)
+    assert run(root, out) == preprocess.EXIT_OK and len(cache.read_index(out)) == 4
 
 
 def test_a_second_run_fails_at_once_naming_the_first(tree, tmp_path, capsys):

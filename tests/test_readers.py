@@ -387,7 +387,7 @@ def casme2_rows_with_aus():
 
 
 # Public code reading both releases (e.g. `pd.read_excel(..., usecols=[0, 1, 3, 4, 5, 7, 8])` for either file)
-# shows 9 columns, two without a header ("Unnamed: 2", "Unnamed: 6" in pandas); design.md lists the 7 named
+# shows 9 columns, two without a header ("Unnamed: 2", "Unnamed: 6" in pandas); docs/design.md lists the 7 named
 # ones. Subject ids are numbers; some copies hold them as text ("01") or as folder names ("sub01").
 CASME2_VERSIONS = {
     "20140508": ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Action Units",
