@@ -33,10 +33,10 @@ def tree(tmp_path):
     return tmp_path / "casme2", table
 
 
-def preprocess_quietly(root, out, size=SIZE):
-    spec = readers.read_dataset("casme2", root, cropped=True)
-    return preprocessing.preprocess_dataset(spec, out, image_size=size, cropped=True, progress=False,
-                                            log=lambda message: None)
+def preprocess_quietly(root, out, size=SIZE, num_frames=16, all_emotions=False):
+    spec = readers.read_dataset("casme2", root, cropped=True, all_emotions=all_emotions)
+    return preprocessing.preprocess_dataset(spec, out, image_size=size, num_frames=num_frames, cropped=True,
+                                            progress=False, log=lambda message: None)
 
 
 def clip_bytes(out):
@@ -81,6 +81,43 @@ def test_changed_sheet_rows_and_settings_reprocess_exactly_the_affected_clips(tr
     assert meta["image_size"] == meta["settings"]["image_size"] == 12
     (inputs, _), = make_dataset(out, batch_size=4).as_numpy_iterator()
     assert inputs["frames"].shape == (4, 16, 12, 12, 3)
+
+
+def test_other_frames_classes_or_apex_rule_redo_every_clip(tree, tmp_path, monkeypatch):
+    root, _ = tree
+    out = tmp_path / "cache"
+    preprocess_quietly(root, out)
+    report = preprocess_quietly(root, out, num_frames=8)
+    assert dict(report.reprocessed) == dict.fromkeys(NAMES, "settings changed: num_frames")
+    assert {cache.load_clip(out, f)["frames"].shape for f in cache.read_index(out)["file"]} == {(8, SIZE, SIZE, 3)}
+    report = preprocess_quietly(root, out, num_frames=8, all_emotions=True)  # + sadness, fear: another class list
+    assert dict(report.reprocessed) == dict.fromkeys(NAMES, "settings changed: class_names")
+    assert cache.read_meta(out)["class_names"] == ["disgust", "happiness", "repression", "surprise", "others", "sadness",
+                                                   "fear"]
+    monkeypatch.setattr(preprocessing, "APEX_RULE", "another apex rule")
+    report = preprocess_quietly(root, out, num_frames=8, all_emotions=True)
+    assert dict(report.reprocessed) == dict.fromkeys(NAMES, "settings changed: apex_rule")
+    assert preprocess_quietly(root, out, num_frames=8, all_emotions=True).skipped == NAMES
+
+
+@pytest.mark.parametrize("key, other", [("format", 1), ("dataset", "samm"), ("class_names", ["a", "b"]),
+                                        ("num_frames", 32), ("apex_rule", "the middle frame")])
+def test_a_clip_made_with_another_setting_is_redone_alone(tree, tmp_path, key, other):
+    """One clip's sidecar says it was made with another format, dataset, class list, frame count or apex rule
+    (as a clip left by another version or run would): that clip alone is redone, the others are kept."""
+    root, _ = tree
+    out = tmp_path / "cache"
+    preprocess_quietly(root, out)
+    before = clip_bytes(out)
+    sidecar = cache.sidecar_path(out, "clips/sub26/EP07_28.raw")
+    info = json.loads(sidecar.read_text())
+    info["provenance"]["settings"][key] = other
+    sidecar.write_text(json.dumps(info))
+    report = preprocess_quietly(root, out)
+    assert dict(report.reprocessed) == {"sub26/EP07_28": f"settings changed: {key}"}
+    assert report.skipped == [n for n in NAMES if n != "sub26/EP07_28"]
+    assert clip_bytes(out) == before  # the same settings again: the same bytes
+    assert json.loads(sidecar.read_text())["provenance"]["settings"][key] != other
 
 
 def test_face_model_hash_is_a_setting(tmp_path):

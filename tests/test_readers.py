@@ -106,6 +106,17 @@ def test_unknown_emotion_warns_with_file_and_row(tmp_path):
     assert "EP01_11f" not in {c.clip_id for c in spec.clips}
 
 
+def test_emotion_spellings_of_other_sheets_map_to_their_classes(tmp_path):
+    """Adjectives and capitals as some copies of the sheets write them: happy, surprised, disgusted, Other."""
+    table = casme2_table().iloc[[0, 1, 3, 5]].reset_index(drop=True)
+    table["emotion"] = ["Happy", "Other", "DISGUSTED", "surprised"]
+    write_casme2_tree(tmp_path, table, sheet="csv")
+    spec = read_quietly("casme2", tmp_path)
+    assert [(c.clip_id, c.emotion, c.label) for c in spec.clips] == [
+        ("EP02_01f", "happiness", 1), ("EP03_02", "others", 4), ("EP19_05f", "disgust", 0), ("EP11_01", "surprise", 3)]
+    assert spec.dropped.problems == [] and not spec.dropped.by_class
+
+
 @pytest.mark.parametrize(
     "cell, expected",
     [(46, 46), (46.0, 46), ("46", 46), (" 46 ", 46), ("/", None), ("", None), (float("nan"), None),
