@@ -45,7 +45,6 @@ def main(argv=None):
     from cmnet_keras.training import loso
     from cmnet_keras.config import get_config
     from cmnet_keras.data.folds import loso_folds
-    from cmnet_keras.runtime import fused_batch_norm
 
     overrides = {k: v for k, v in (("optimizer", args.optimizer), ("clip_flip_rate", args.clip_flip_rate))
                  if v is not None}
@@ -54,7 +53,7 @@ def main(argv=None):
     config = loso.config_for_cache(config, cache_dir)
     before, start = machine(), time.perf_counter()
     histories, compiled = [], {}
-    with tempfile.TemporaryDirectory() as out, fused_batch_norm():
+    with tempfile.TemporaryDirectory() as out:
         folds = loso_folds(cache_dir, batch_size=config.batch_size, seed=config.seed,
                            validation_subjects=args.validation_subjects)
         for number, fold in zip(range(args.folds), folds):

@@ -2,7 +2,7 @@
 
 Both variants have the same weights; only where the strided convs and the max
 pool pad differs. Runs them interleaved in one process (TensorFlow backend,
-`runtime.fused_batch_norm` as in training) and prints the median step time of
+the fused batch norm as in training) and prints the median step time of
 each, their ratio, and the ratio of the fastest steps (the least disturbed by
 other processes).
 
@@ -92,22 +92,19 @@ def main():
     parser.add_argument("--cmnet", action="store_true", help="time the demo CMNet train step instead of the FFE's")
     args = parser.parse_args()
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    from cmnet_keras.runtime import fused_batch_norm
-
     make_step = cmnet_step if args.cmnet else ffe_step
     steps = {}
-    with fused_batch_norm():
-        steps["torch_padding"] = make_step(args)
-        with keras_same_layout():
-            steps["keras_same"] = make_step(args)
-        for step in steps.values():
+    steps["torch_padding"] = make_step(args)
+    with keras_same_layout():
+        steps["keras_same"] = make_step(args)
+    for step in steps.values():
+        step()
+    times = {variant: [] for variant in steps}
+    for _ in range(args.steps):
+        for variant, step in steps.items():
+            start = time.perf_counter()
             step()
-        times = {variant: [] for variant in steps}
-        for _ in range(args.steps):
-            for variant, step in steps.items():
-                start = time.perf_counter()
-                step()
-                times[variant].append(time.perf_counter() - start)
+            times[variant].append(time.perf_counter() - start)
     medians = {variant: statistics.median(t) for variant, t in times.items()}
     minima = {variant: min(t) for variant, t in times.items()}
     ratio = medians["torch_padding"] / medians["keras_same"]

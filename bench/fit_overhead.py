@@ -8,7 +8,7 @@ fold reuses the first fold's compiled model, as a run does.
 
 Usage:
     PYTHONPATH=. python bench/fit_overhead.py --data-dir /tmp/cmnet-data      # generates the dataset on first use
-    PYTHONPATH=. python bench/fit_overhead.py --data-dir /tmp/cmnet-data --patch fused_batch_norm gray_by_slices \
+    PYTHONPATH=. python bench/fit_overhead.py --data-dir /tmp/cmnet-data --patch gray_by_slices \
         --python-seeds-only
 """
 

@@ -34,20 +34,15 @@ VARIANTS = {
     "threads 1/2": ({}, (1, 2), ()),
     "threads 2/2": ({}, (2, 2), ()),
     "oneDNN off": ({"TF_ENABLE_ONEDNN_OPTS": "0"}, None, ()),
-    "fused batch norm": ({}, None, ("fused_batch_norm",)),
-    "fused batch norm, threads 2/1": ({}, (2, 1), ("fused_batch_norm",)),
+    "Keras batch norm (unfused)": ({}, None, ("keras_batch_norm",)),
     "JAX backend (jit)": ({"KERAS_BACKEND": "jax"}, None, ()),
     "PyTorch backend (eager)": ({"KERAS_BACKEND": "torch"}, None, ()),
     "oneDNN limited to AVX2": ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, None, ()),
-    "fused batch norm, oneDNN AVX2": ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, None, ("fused_batch_norm",)),
+    "Keras batch norm, oneDNN AVX2": ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, None, ("keras_batch_norm",)),
     "gray by slices": ({}, None, ("gray_by_slices",)),
-    "fused batch norm + gray by slices": ({}, None, ("fused_batch_norm", "gray_by_slices")),
-    "fused batch norm + gray by slices, oneDNN AVX2": ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, None,
-                                                       ("fused_batch_norm", "gray_by_slices")),
     "mixed_bfloat16 policy": ({}, None, ("mixed_bfloat16",)),
     "mixed_bfloat16 + gray by slices": ({}, None, ("mixed_bfloat16", "gray_by_slices")),
     "malloc keeps freed memory": (KEEP_MEMORY, None, ()),
-    "fused batch norm, malloc keeps memory": (KEEP_MEMORY, None, ("fused_batch_norm",)),
 }
 
 

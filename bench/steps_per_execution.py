@@ -30,7 +30,6 @@ def run_variant(steps_per_execution, epochs):
 
     from cmnet_keras.config import get_config
     from cmnet_keras.models.cmnet import build_cmnet
-    from cmnet_keras.runtime import fused_batch_norm
 
     config = get_config("demo")
     rng = np.random.default_rng(0)
@@ -48,12 +47,11 @@ def run_variant(steps_per_execution, epochs):
         def on_epoch_end(self, epoch, logs=None):
             times.append(time.perf_counter() - self.start)
 
-    with fused_batch_norm():
-        model = build_cmnet(config, steps_per_epoch=STEPS)
-        if steps_per_execution > 1:
-            model.compile(optimizer=model.optimizer, jit_compile=False, steps_per_execution=steps_per_execution)
-        data = tf.data.Dataset.from_tensor_slices((x, y)).batch(config.batch_size).repeat()
-        model.fit(data, epochs=epochs, steps_per_epoch=STEPS, verbose=0, callbacks=[EpochTimer()])
+    model = build_cmnet(config, steps_per_epoch=STEPS)
+    if steps_per_execution > 1:
+        model.compile(optimizer=model.optimizer, jit_compile=False, steps_per_execution=steps_per_execution)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(config.batch_size).repeat()
+    model.fit(data, epochs=epochs, steps_per_epoch=STEPS, verbose=0, callbacks=[EpochTimer()])
     print(json.dumps({"steps_per_execution": steps_per_execution, "epoch_s": times}))
 
 

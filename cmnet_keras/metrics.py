@@ -2,7 +2,7 @@
 
 Paper protocol (CMNet, Table 1): per fold, accuracy and F1 = 2PR / (P + R)
 where P and R are macro-averaged precision and recall; both are then averaged
-over the folds. The macro average can be read two ways (design notes), both
+over the folds. The macro average can be read two ways (docs/design.md), both
 reported:
 - `f1`: P and R averaged over the classes present in the fold's `y_true` or
   `y_pred` (scikit-learn's default);
@@ -15,7 +15,7 @@ UAR (mean of the per-class recalls over the true classes, as
 `balanced_accuracy_score`); with a dataset column (a composite), also per
 dataset, as the MEGC 2019 challenge reports them (`cmnet_keras.reports`).
 
-Tendency (design notes, "Tendency, measured"): per held-out clip, Spearman's ρ
+Tendency (docs/design.md, "Tendency, measured"): per held-out clip, Spearman's ρ
 between the learned intensity k and the prototype mean over the frames, and
 the rank-sum |Z| of k against the prototype. Where clips have a true
 intensity (the embedded dataset, `data.truth`), `truth_summary` says how well

@@ -9,7 +9,7 @@ import pytest
 
 from cmnet_keras import files, preprocess
 from cmnet_keras.data import cache, readers, temporal
-from test_readers import casme2_table, write_casme2_tree, write_video
+from fixtures import casme2_table, run_preprocess, write_casme2_tree, write_video
 
 SIZE, FRAMES = 16, 16
 # Real rows: sub01 EP02_01f (46/59/86), sub01 EP19_03f (81/96/161), sub02 EP11_01 (16/69/106),
@@ -32,9 +32,8 @@ def casme2_tree(tmp_path):
     return tmp_path / "casme2", table
 
 
-def run_cli(root, out, *extra):
-    return preprocess.main(["--dataset", "casme2", "--root", str(root), "--out", str(out), "--cropped",
-                            "--size", str(SIZE), "--frames", str(FRAMES), "--quiet", *extra])
+def run_cli(root, out):
+    return run_preprocess(root, out, "--frames", str(FRAMES), size=SIZE)
 
 
 def test_preprocess_writes_cache(casme2_tree, tmp_path, capsys):
@@ -162,8 +161,7 @@ def test_manifest_video_preprocess_interpolates(tmp_path):
     write_video(tmp_path / "clip.avi", 10, value=lambda i: 20 * i, fourcc="FFV1")
     (tmp_path / "manifest.csv").write_text("subject,path,label,apex\nA,clip.avi,smile,3\n")
     out = tmp_path / "cache"
-    code = preprocess.main(["--dataset", "manifest", "--root", str(tmp_path), "--out", str(out), "--cropped",
-                            "--size", "8", "--quiet"])
+    code = run_preprocess(tmp_path, out, dataset="manifest")
     assert code == 0
     row = cache.read_index(out).iloc[0]
     frames = cache.load_clip(out, row)["frames"]

@@ -19,7 +19,7 @@ from cmnet_keras.data import cache, composite
 from cmnet_keras.data.folds import loso_folds
 from cmnet_keras.training import loso
 from cmnet_keras.training.merge import merge_runs
-from test_readers import SAMM_HEADER, write_casme2_tree, write_frames
+from fixtures import run_preprocess, write_casme2_tree, write_samm_tree, write_smic_tree
 
 SHARED_CASME2 = pathlib.Path("/work/shared/data/casme2_annotations.csv")
 # The README's figures (/work/shared/data/README.md): clips per class (negative, positive, surprise) and subjects.
@@ -40,41 +40,33 @@ def casme2_rows(clips):
     return rows[["subject", "filename", "onset", "apex", "offset", "emotion", "action_units"]]
 
 
-def write_samm_tree(root, clips):
-    """SAMM layout: the FACS codes sheet (CSV) and `SAMM/006/006_1_2/006_0<n>.jpg`; emotions from the list's labels."""
-    wanted = clips[clips["dataset"] == "samm"]
-    lines = [",".join(SAMM_HEADER)]
-    for i, row in enumerate(wanted.itertuples()):
-        emotion = (SAMM_NEGATIVE[i % len(SAMM_NEGATIVE)], "Happiness", "Surprise")[row.label]
-        lines.append(f"{int(row.subject)},{row.clip},1,100,102,104,5,Micro - 1/2,4,,{emotion}")
-        write_frames(root / "SAMM" / f"{int(row.subject):03d}" / row.clip, range(100, 105),
-                     prefix=f"{int(row.subject):03d}_0", size=4)
-    lines.append("6,006_9_9,1,100,102,104,5,Micro - 1/2,4,,Other")  # not in the list
-    write_frames(root / "SAMM" / "006" / "006_9_9", range(100, 105), prefix="006_0", size=4)
-    (root / "SAMM_Micro_FACS_Codes_v2.csv").write_text("SAMM codes\n\n" + "\n".join(lines) + "\n")
+def samm_rows(clips):
+    """SAMM sheet rows (as `fixtures.SAMM_ROWS`) of the list's SAMM clips, emotions from their labels, and a row of
+    a clip the list leaves out (006_9_9, "Other")."""
+    rows = [(int(row.subject), row.clip, 1, 100, 102, 104, 5, "Micro - 1/2", "4", "",
+             (SAMM_NEGATIVE[i % len(SAMM_NEGATIVE)], "Happiness", "Surprise")[row.label])
+            for i, row in enumerate(clips[clips["dataset"] == "samm"].itertuples())]
+    return rows + [(6, "006_9_9", 1, 100, 102, 104, 5, "Micro - 1/2", "4", "", "Other")]
 
 
-def write_smic_tree(root, clips):
-    """SMIC-HS layout `HS/s1/micro/negative/s1_ne_01/image<n>.bmp`: the release's ids of the list's `s01_ne_01`."""
-    for row in clips[clips["dataset"] == "smic"].itertuples():
-        subject = re.sub(r"^s0*", "s", row.subject)
-        clip = re.sub(r"^s0*(\d+)_", r"s\1_", row.clip)
-        write_frames(root / "SMIC_all_cropped" / "HS" / subject / "micro" / composite.CLASS_NAMES[row.label] / clip,
-                     range(1, 6), prefix="image", suffix=".bmp", size=4)
+def smic_clips(clips):
+    """SMIC_CLIPS-style rows of the list's SMIC-HS clips, with the release's ids (`s1_ne_01` for the list's
+    `s01_ne_01`), 5 frames each."""
+    return [(re.sub(r"^s0*", "s", row.subject), composite.CLASS_NAMES[row.label],
+             re.sub(r"^s0*(\d+)_", r"s\1_", row.clip), 1, 5) for row in clips[clips["dataset"] == "smic"].itertuples()]
 
 
 def preprocessed_caches(root, clips, size):
     """The three trees written and preprocessed (cropped, `size` px, 16 frames); {dataset: cache folder}."""
     write_casme2_tree(root / "CASME2", casme2_rows(clips), cropped=True, suffix=".png", value=lambda n: (n % 256, 9, 9))
-    write_samm_tree(root / "SAMM_release", clips)
-    write_smic_tree(root / "SMIC", clips)
+    write_samm_tree(root / "SAMM_release", rows=samm_rows(clips), sheet="csv")
+    write_smic_tree(root / "SMIC", smic_clips(clips), variants=["SMIC_all_cropped"])
     caches = {}
     for dataset, tree in (("casme2", "CASME2"), ("samm", "SAMM_release"), ("smic", "SMIC")):
         caches[dataset] = root / f"{dataset}_cache"
         with warnings.catch_warnings():  # CASME II: an apex '/' is estimated (warned)
             warnings.simplefilter("ignore")
-            code = preprocess.main(["--dataset", dataset, "--root", str(root / tree), "--out", str(caches[dataset]),
-                                    "--cropped", "--all-emotions", "--size", str(size), "--quiet"])
+            code = run_preprocess(root / tree, caches[dataset], "--all-emotions", dataset=dataset, size=size)
         assert code == 0
     return caches
 
@@ -382,9 +374,9 @@ def test_ablation_takes_the_cross_dataset_options(small_caches, tmp_path, capsys
 
 def test_all_emotions_is_a_note_for_smic_and_an_error_for_a_manifest(tmp_path, capsys):
     table = composite.clip_list()
-    write_smic_tree(tmp_path / "SMIC", table[table["subject"] == "s01"].head(2))
-    assert preprocess.main(["--dataset", "smic", "--root", str(tmp_path / "SMIC"), "--out", str(tmp_path / "smic"),
-                            "--cropped", "--all-emotions", "--size", "8", "--quiet"]) == 0
+    write_smic_tree(tmp_path / "SMIC", smic_clips(table[table["subject"] == "s01"].head(2)),
+                    variants=["SMIC_all_cropped"])
+    assert run_preprocess(tmp_path / "SMIC", tmp_path / "smic", "--all-emotions", dataset="smic") == 0
     note = "--all-emotions: nothing to add, SMIC's classes negative, positive, surprise are all its emotions"
     assert capsys.readouterr().out.count(note) == 1
     assert cache.read_meta(tmp_path / "smic")["class_names"] == ["negative", "positive", "surprise"]

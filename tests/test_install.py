@@ -127,3 +127,15 @@ def test_installed_optional_dependency_imports():
     assert optional.require("cv2").__name__ == "cv2"
     with pytest.raises(ValueError, match="'numpy' is not an optional dependency"):
         optional.require("numpy")
+
+
+@pytest.mark.slow
+def test_requirements_txt_is_the_tested_cpu_environment():
+    """It only names constraints.txt and the extras, and resolves in this environment (installed from the pins)
+    with no index: every requirement is already satisfied at its pin, only the package itself would install."""
+    lines = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if not line.startswith("#")]
+    assert lines == ["-c constraints.txt", "-e .[cpu,preprocess,tuning]"]
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-index", "--no-build-isolation",
+                           "-r", "requirements.txt"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "Would install cmnet-keras-0.1.0"

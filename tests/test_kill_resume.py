@@ -1,19 +1,16 @@
 """The train and tuner command lines SIGKILLed at random moments and resumed equal uninterrupted runs (issue 10)."""
 
 import json
-import os
 import pathlib
-import subprocess
 import sys
 import zipfile
 
 import pandas as pd
 import pytest
 
+from fixtures import REPO, REPO_ENV, run_ok
 from killharness import kill_and_resume, leftovers
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-ENV = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
 SUBJECTS = ["sub01", "sub02", "sub03"]
 
 
@@ -48,11 +45,6 @@ def _kill_after_new_work(done):
     return ready, record
 
 
-def _run(cmd):
-    done = subprocess.run(cmd, env=ENV, cwd=REPO, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-
-
 def _fold_outcomes(run_dir):
     """Everything a fold result holds except its wall-clock time."""
     results = sorted((json.loads(p.read_text()) for p in pathlib.Path(run_dir).glob("folds/*/result.json")),
@@ -68,7 +60,7 @@ def test_killed_and_resumed_training_equals_an_uninterrupted_run(tmp_path, synth
         return [sys.executable, "-m", "cmnet_keras.train", "--cache", str(cache_dir), "--preset", "tiny",
                 "--epochs", "4", "--checkpoint-every", "1", "--seed", "1", "--verbose", "0", "--out", str(out)]
 
-    _run(command(tmp_path / "reference"))
+    run_ok(command(tmp_path / "reference"))
     out = tmp_path / "killed"
 
     def epochs_done():  # checkpointed epochs (each fold's state.json) and finished folds
@@ -81,7 +73,7 @@ def test_killed_and_resumed_training_equals_an_uninterrupted_run(tmp_path, synth
         _complete_files(out)  # after every kill: no half-written file
         return record()
 
-    attempts = kill_and_resume(command(out), kills=5, seed=3, delay=(0.0, 3.0), env=ENV, cwd=REPO, timeout=900,
+    attempts = kill_and_resume(command(out), kills=5, seed=3, delay=(0.0, 3.0), env=REPO_ENV, cwd=REPO, timeout=900,
                                progress=progress, ready=ready)
     done = [a.progress for a in attempts if a.killed]
     print("checkpointed epochs + finished folds at each kill:", done)
@@ -103,7 +95,7 @@ def test_killed_and_resumed_search_loses_and_repeats_no_trial(tmp_path, syntheti
         return [sys.executable, "-m", "tuning.grid", "--cache", str(cache_dir), "--preset", "tiny", "--epochs", "1",
                 "--step", "0.5", "--folds", "0", "--seed", "2", "--verbose", "0", "--out", str(out)]
 
-    _run(command(tmp_path / "reference"))
+    run_ok(command(tmp_path / "reference"))
     out = tmp_path / "killed"
 
     def work_done():  # finished trials and the trials' checkpointed folds
@@ -115,7 +107,7 @@ def test_killed_and_resumed_search_loses_and_repeats_no_trial(tmp_path, syntheti
         _complete_files(out)
         return record()
 
-    attempts = kill_and_resume(command(out), kills=5, seed=4, delay=(0.0, 4.0), env=ENV, cwd=REPO, timeout=900,
+    attempts = kill_and_resume(command(out), kills=5, seed=4, delay=(0.0, 4.0), env=REPO_ENV, cwd=REPO, timeout=900,
                                progress=progress, ready=ready)
     done = [a.progress for a in attempts if a.killed]
     print("finished trials + checkpointed folds at each kill:", done)

@@ -1,8 +1,6 @@
 """`python -m cmnet_keras.preprocess` SIGKILLed at random moments and resumed equals an uninterrupted run (issue 10)."""
 
 import json
-import os
-import pathlib
 import random
 import sys
 
@@ -11,10 +9,9 @@ import pytest
 
 from cmnet_keras import preprocess
 from cmnet_keras.data import cache
+from fixtures import REPO, REPO_ENV, casme2_sheet_frame, preprocess_args, write_frames
 from killharness import kill_and_resume, leftovers, tree_bytes
-from test_readers import casme2_sheet_frame, write_frames
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 NUM_CLIPS, CLIP_FRAMES = 1000, 20  # 2-10 s of work on a 2-core machine, after 5-13 s of imports
 
 
@@ -36,10 +33,6 @@ def write_many_clips(root):
         folder.parent.mkdir(parents=True, exist_ok=True)
         folder.symlink_to(frames, target_is_directory=True)
     return root
-
-
-def args(root, out):
-    return ["--dataset", "casme2", "--root", str(root), "--out", str(out), "--cropped", "--size", "8", "--quiet"]
 
 
 def lock_pid(out):
@@ -72,12 +65,11 @@ class AfterRandomProgress:
 def test_killed_and_resumed_preprocess_equals_an_uninterrupted_run(tmp_path):
     root = write_many_clips(tmp_path / "casme2")
     reference = tmp_path / "reference"
-    assert preprocess.main(args(root, reference)) == preprocess.EXIT_OK
+    assert preprocess.main(preprocess_args(root, reference)) == preprocess.EXIT_OK
     out = tmp_path / "cache"
-    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
     attempts = kill_and_resume(  # killed 0..50 ms after a random number of finished clips
-        [sys.executable, "-m", "cmnet_keras.preprocess", *args(root, out)], kills=5, seed=0, delay=(0.0, 0.05),
-        env=env, cwd=REPO, ready=AfterRandomProgress(out, seed=1), progress=lambda: clips_done(out))
+        [sys.executable, "-m", "cmnet_keras.preprocess", *preprocess_args(root, out)], kills=5, seed=0,
+        delay=(0.0, 0.05), env=REPO_ENV, cwd=REPO, ready=AfterRandomProgress(out, seed=1), progress=lambda: clips_done(out))
     killed = [a for a in attempts if a.killed]
     done = [a.progress for a in killed]
     print("clips done at each kill:", done, "delays after the trigger:", [round(a.delay, 3) for a in killed])

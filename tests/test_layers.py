@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 import scipy.ndimage
+from scipy import stats
 
 from cmnet_keras.layers import (
     BasicBlock,
@@ -191,6 +192,35 @@ def test_view_augmentation_jitter_keeps_gray_pixels_gray_under_hue_and_saturatio
     np.testing.assert_allclose(out[..., 0], out[..., 1], atol=1e-5)
     np.testing.assert_allclose(out[..., 1], out[..., 2], atol=1e-5)
     assert not np.allclose(out, gray, atol=1e-3)
+
+
+RATES = ("jitter_rate", "grayscale_rate", "blur_rate")
+RATE, DRAWS = 0.3, 2000
+# Counts of applications that a rate of RATE gives with probability 1 - 1e-6 (two-sided binomial interval,
+# 501-702 of 2000); RATE ** 2 (expected 180) or 1 - RATE (1400) lie far outside.
+LOW, HIGH = stats.binom.interval(1 - 1e-6, DRAWS, RATE)
+
+
+def _applied(out, images):
+    """Per image: whether the output differs from the input (by more than float rounding)."""
+    return np.abs(keras.ops.convert_to_numpy(out) - images).reshape(len(images), -1).max(axis=1) > 1e-3
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("rate", RATES)
+def test_each_augmentation_is_applied_at_its_rate(rate):
+    """One noise image DRAWS times, only this augmentation on: it changes about RATE x DRAWS of them."""
+    layer = ViewAugmentation(blur_sigma=(1.0, 2.0), seed=11, **{**dict.fromkeys(RATES, 0.0), rate: RATE})
+    images = np.repeat(_frames((1, 16, 16, 3)), DRAWS, axis=0)
+    assert LOW <= _applied(layer(images, training=True), images).sum() <= HIGH
+
+
+@pytest.mark.backend
+def test_clip_flip_is_applied_at_its_rate():
+    clips = np.repeat(_frames((1, 2, 4, 5, 3)), DRAWS, axis=0)
+    out = keras.ops.convert_to_numpy(ClipFlip(RATE, seed=4)(clips, training=True))
+    flipped = (out == clips[:, :, :, ::-1]).all(axis=(1, 2, 3, 4))
+    assert np.array_equal(flipped, _applied(out, clips)) and LOW <= flipped.sum() <= HIGH
 
 
 LAYERS = {

@@ -118,7 +118,7 @@ def test_p_and_loss_equal_numpy_eqs_7_to_9(mode):
 
 @pytest.mark.backend
 def test_all_k_below_q_gives_hand_computed_statistic():
-    """design.md: k below the whole prototype range -> T2 = 1+...+16 = 136, Z = -4.82."""
+    """docs/design.md: k below the whole prototype range -> T2 = 1+...+16 = 136, Z = -4.82."""
     q = np.linspace(0.2, 1.0, N, dtype="float32")[None]
     k = np.zeros((1, N), "float32")
     t1, t2 = rank_sum_statistic(ops.convert_to_tensor(q), ops.convert_to_tensor(k), 0.01)

@@ -1,9 +1,7 @@
 """Two MultiWorkerMirroredStrategy workers on loopback ports train a fold like one process (issue 12, item 4)."""
 
 import json
-import os
 import pathlib
-import subprocess
 import sys
 
 import keras
@@ -11,11 +9,10 @@ import numpy as np
 import pytest
 
 from cmnet_keras import distribute
+from fixtures import REPO, REPO_ENV, run_ok
 from killharness import kill_and_resume, leftovers
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 PAIR = [sys.executable, str(REPO / "tests" / "workerpair.py")]
-ENV = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
 FOLD = "folds/00_sub01"
 EPOCHS = 2
 # Nothing random, as in test_train's replica test: deterministic sampler, no augmentation, prototype
@@ -50,9 +47,7 @@ def _worker(cache_dir, out, strategy):
 
 def _run(cmd, temp):
     temp.mkdir()
-    done = subprocess.run(cmd, env=dict(ENV, TMPDIR=str(temp)), cwd=REPO, capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    run_ok(cmd, env=dict(REPO_ENV, TMPDIR=str(temp)), timeout=600)
 
 
 def _outcome(run_dir):
@@ -114,7 +109,7 @@ def test_killed_worker_pair_resumes_to_the_uninterrupted_result(runs):
         return state.is_file()
 
     attempts = kill_and_resume([*PAIR, "2", *_worker(cache_dir, out, "multiworker")], kills=1, seed=0,
-                               delay=(0.0, 1.0), env=dict(ENV, TMPDIR=str(root / "tmp_killed")), cwd=REPO,
+                               delay=(0.0, 1.0), env=dict(REPO_ENV, TMPDIR=str(root / "tmp_killed")), cwd=REPO,
                                timeout=600, ready=checkpointed, max_starts=2)
     assert attempts[0].killed and attempts[-1].returncode == 0, attempts[-1].output[-3000:]
     assert "resuming after epoch" in attempts[-1].output

@@ -17,7 +17,7 @@ import pytest
 
 from cmnet_keras import preprocess
 from cmnet_keras.data import cache
-from test_readers import casme2_sheet_frame, casme2_table, write_casme2_tree
+from fixtures import casme2_sheet_frame, casme2_table, run_preprocess, write_casme2_tree
 
 SIZE = 8
 ROWS = ["EP02_01f", "EP11_01", "EP07_28"]  # sub01 46..86, sub02 16..106, sub26 31..71
@@ -102,11 +102,6 @@ FAILED_CASES = [  # (id, suffix, break the tree, message expected in the summary
 ]
 
 
-def run(root, out):
-    return preprocess.main(["--dataset", "casme2", "--root", str(root), "--out", str(out), "--cropped",
-                            "--size", str(SIZE), "--quiet"])
-
-
 def cached_names(out):
     index = cache.read_index(out)
     return (index.subject + "/" + index.clip_id).tolist()
@@ -118,7 +113,7 @@ def test_bad_clip_is_named_and_the_others_processed(tmp_path, capsys, suffix, da
     root = write_tree(tmp_path / "casme2", suffix)
     damage(root)
     out = tmp_path / "cache"
-    assert run(root, out) == preprocess.EXIT_SOME_FAILED
+    assert run_preprocess(root, out) == preprocess.EXIT_SOME_FAILED
     printed = capsys.readouterr().out
     assert re.search(message, printed), printed
     failures = 2 if damage is conflicting_rows else 1
@@ -134,7 +129,7 @@ def test_bad_clip_is_named_and_the_others_processed(tmp_path, capsys, suffix, da
 def test_sheet_missing_a_required_column_is_fatal(tmp_path, capsys):
     root = write_tree(tmp_path / "casme2")
     missing_column(root)
-    assert run(root, tmp_path / "cache") == preprocess.EXIT_FATAL
+    assert run_preprocess(root, tmp_path / "cache") == preprocess.EXIT_FATAL
     err = capsys.readouterr().err
     assert "CASME2-coding-20140508.xlsx" in err and "['offset']" in err
     assert not (tmp_path / "cache").exists()
@@ -163,13 +158,13 @@ def test_other_pixel_formats_are_converted(tmp_path, capsys, convert):
     if gray:  # a gray image is only comparable to RGB frames with R = G = B
         for frame in (root / BAD_FOLDER).iterdir():
             cv2.imwrite(str(frame), np.repeat(cv2.imread(str(frame))[..., 2:], 3, axis=2))
-    assert run(root, tmp_path / "plain_cache") == preprocess.EXIT_OK
+    assert run_preprocess(root, tmp_path / "plain_cache") == preprocess.EXIT_OK
     for frame in (root / BAD_FOLDER).iterdir():
         image = cv2.imread(str(frame))[..., ::-1]
         assert cv2.imwrite(str(frame), convert(image))
     assert cv2.imread(str(root / BAD_FOLDER / f"{ONSET_FRAME}.png"), cv2.IMREAD_UNCHANGED).dtype == (
         np.uint16 if convert is sixteen_bit else np.uint8)
-    assert run(root, tmp_path / "cache") == preprocess.EXIT_OK
+    assert run_preprocess(root, tmp_path / "cache") == preprocess.EXIT_OK
     assert "failed: 0" in capsys.readouterr().out
     expected = cache.load_clip(tmp_path / "plain_cache", cache.clip_relpath("sub02", "EP11_01"))["frames"]
     got = cache.load_clip(tmp_path / "cache", cache.clip_relpath("sub02", "EP11_01"))["frames"]
@@ -183,7 +178,7 @@ def test_apex_outside_onset_offset_is_estimated_and_noted(tmp_path, capsys):
     bad.loc[1, "apex"] = 150  # onset..offset = 16..106
     rewrite_sheet(root, casme2_sheet_frame(bad))
     with pytest.warns(UserWarning, match=rf"row 3 \({BAD}\): apex frame 150 outside onset..offset 16..106"):
-        assert run(root, tmp_path / "cache") == preprocess.EXIT_OK
+        assert run_preprocess(root, tmp_path / "cache") == preprocess.EXIT_OK
     assert "kept with a correction: 1" in capsys.readouterr().out
     index = cache.read_index(tmp_path / "cache").set_index("clip_id")
     assert index.loc["EP11_01", "apex_source"] == "estimated"

@@ -4,6 +4,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,7 +18,8 @@ import cmnet_keras
 from cmnet_keras import files, preprocess
 from cmnet_keras.data import cache, preprocessing, readers, temporal
 from cmnet_keras.data.pipeline import make_dataset
-from test_readers import casme2_sheet_frame, casme2_table, write_casme2_tree
+from fixtures import casme2_sheet_frame, casme2_table, run_preprocess, write_casme2_tree
+from killharness import tree_bytes
 
 SIZE = 8
 ROWS = ["EP02_01f", "EP11_01", "EP07_28", "EP19_03f"]
@@ -31,15 +33,10 @@ def tree(tmp_path):
     return tmp_path / "casme2", table
 
 
-def run(root, out, *extra):
-    return preprocess.main(["--dataset", "casme2", "--root", str(root), "--out", str(out), "--cropped",
-                            "--size", str(SIZE), "--quiet", *extra])
-
-
-def preprocess_quietly(root, out, size=SIZE):
-    spec = readers.read_dataset("casme2", root, cropped=True)
-    return preprocessing.preprocess_dataset(spec, out, image_size=size, cropped=True, progress=False,
-                                            log=lambda message: None)
+def preprocess_quietly(root, out, size=SIZE, num_frames=16, all_emotions=False):
+    spec = readers.read_dataset("casme2", root, cropped=True, all_emotions=all_emotions)
+    return preprocessing.preprocess_dataset(spec, out, image_size=size, num_frames=num_frames, cropped=True,
+                                            progress=False, log=lambda message: None)
 
 
 def clip_bytes(out):
@@ -49,11 +46,11 @@ def clip_bytes(out):
 def test_changed_sheet_rows_and_settings_reprocess_exactly_the_affected_clips(tree, tmp_path, capsys, monkeypatch):
     root, table = tree
     out = tmp_path / "cache"
-    assert run(root, out) == preprocess.EXIT_OK
+    assert run_preprocess(root, out) == preprocess.EXIT_OK
     first = clip_bytes(out)
     capsys.readouterr()
 
-    assert run(root, out) == preprocess.EXIT_OK
+    assert run_preprocess(root, out) == preprocess.EXIT_OK
     printed = capsys.readouterr().out
     assert "reprocessed (cached but outdated or unreadable): 0" in printed and "sheet row): 4" in printed
 
@@ -86,6 +83,43 @@ def test_changed_sheet_rows_and_settings_reprocess_exactly_the_affected_clips(tr
     assert inputs["frames"].shape == (4, 16, 12, 12, 3)
 
 
+def test_other_frames_classes_or_apex_rule_redo_every_clip(tree, tmp_path, monkeypatch):
+    root, _ = tree
+    out = tmp_path / "cache"
+    preprocess_quietly(root, out)
+    report = preprocess_quietly(root, out, num_frames=8)
+    assert dict(report.reprocessed) == dict.fromkeys(NAMES, "settings changed: num_frames")
+    assert {cache.load_clip(out, f)["frames"].shape for f in cache.read_index(out)["file"]} == {(8, SIZE, SIZE, 3)}
+    report = preprocess_quietly(root, out, num_frames=8, all_emotions=True)  # + sadness, fear: another class list
+    assert dict(report.reprocessed) == dict.fromkeys(NAMES, "settings changed: class_names")
+    assert cache.read_meta(out)["class_names"] == ["disgust", "happiness", "repression", "surprise", "others", "sadness",
+                                                   "fear"]
+    monkeypatch.setattr(preprocessing, "APEX_RULE", "another apex rule")
+    report = preprocess_quietly(root, out, num_frames=8, all_emotions=True)
+    assert dict(report.reprocessed) == dict.fromkeys(NAMES, "settings changed: apex_rule")
+    assert preprocess_quietly(root, out, num_frames=8, all_emotions=True).skipped == NAMES
+
+
+@pytest.mark.parametrize("key, other", [("format", 1), ("dataset", "samm"), ("class_names", ["a", "b"]),
+                                        ("num_frames", 32), ("apex_rule", "the middle frame")])
+def test_a_clip_made_with_another_setting_is_redone_alone(tree, tmp_path, key, other):
+    """One clip's sidecar says it was made with another format, dataset, class list, frame count or apex rule
+    (as a clip left by another version or run would): that clip alone is redone, the others are kept."""
+    root, _ = tree
+    out = tmp_path / "cache"
+    preprocess_quietly(root, out)
+    before = clip_bytes(out)
+    sidecar = cache.sidecar_path(out, "clips/sub26/EP07_28.raw")
+    info = json.loads(sidecar.read_text())
+    info["provenance"]["settings"][key] = other
+    sidecar.write_text(json.dumps(info))
+    report = preprocess_quietly(root, out)
+    assert dict(report.reprocessed) == {"sub26/EP07_28": f"settings changed: {key}"}
+    assert report.skipped == [n for n in NAMES if n != "sub26/EP07_28"]
+    assert clip_bytes(out) == before  # the same settings again: the same bytes
+    assert json.loads(sidecar.read_text())["provenance"]["settings"][key] != other
+
+
 def test_face_model_hash_is_a_setting(tmp_path):
     spec = readers.DatasetSpec("casme2", ("a", "b"), [], readers.DropSummary())
     models = []
@@ -104,7 +138,7 @@ def test_face_model_hash_is_a_setting(tmp_path):
 def test_truncated_clip_is_named_on_load_and_redone(tree, tmp_path):
     root, _ = tree
     out = tmp_path / "cache"
-    assert run(root, out) == preprocess.EXIT_OK
+    assert run_preprocess(root, out) == preprocess.EXIT_OK
     good = clip_bytes(out)
     path = out / "clips/sub02/EP11_01.raw"
     path.write_bytes(path.read_bytes()[:1000])
@@ -118,7 +152,7 @@ def test_truncated_clip_is_named_on_load_and_redone(tree, tmp_path):
     assert clip_bytes(out) == good
 
 
-def test_old_format_cache_is_refused_by_readers_and_rebuilt(tree, tmp_path, capsys):
+def test_old_format_cache_is_refused_with_one_line_to_rebuild_it(tree, tmp_path, capsys):
     root, _ = tree
     out = tmp_path / "cache"
     (out / "clips/sub01").mkdir(parents=True)
@@ -128,23 +162,29 @@ def test_old_format_cache_is_refused_by_readers_and_rebuilt(tree, tmp_path, caps
     pd.DataFrame([{"clip_id": "EP02_01f", "subject": "sub01", "label": 0, "emotion": "a", "apex": 1,
                    "apex_source": "annotated", "file": "clips/sub01/EP02_01f.npz", "num_source_frames": 41}]
                  ).to_csv(out / "index.csv", index=False)
-    with pytest.raises(cache.CacheError, match=r"format 1 .*Rerun python -m cmnet_keras.preprocess"):
+    before = tree_bytes(out)
+    rebuild = (f"Cache {out} is in format 1; this version reads format 2 only: rebuild it (delete it and rerun "
+               "python -m cmnet_keras.preprocess).")
+    with pytest.raises(cache.CacheError) as refused:
         make_dataset(out)
-    assert run(root, out) == preprocess.EXIT_OK
-    assert "old format 1 (.npz clips): rebuilding it in format 2; removing 1 old clip files" in capsys.readouterr().out
-    assert not list(out.rglob("*.npz"))
-    assert cache.read_index(out).file.str.endswith(".raw").all() and len(cache.read_index(out)) == 4
+    assert str(refused.value) == rebuild
+    capsys.readouterr()
+    assert run_preprocess(root, out) == preprocess.EXIT_FATAL
+    assert capsys.readouterr().err == f"error: {rebuild}\n"
+    assert tree_bytes(out) == before  # nothing migrated, nothing removed
+    shutil.rmtree(out)
+    assert run_preprocess(root, out) == preprocess.EXIT_OK and len(cache.read_index(out)) == 4
 
 
 def test_a_second_run_fails_at_once_naming_the_first(tree, tmp_path, capsys):
     root, _ = tree
     out = tmp_path / "cache"
     with cache.lock(out):
-        assert run(root, out) == preprocess.EXIT_FATAL
+        assert run_preprocess(root, out) == preprocess.EXIT_FATAL
     err = capsys.readouterr().err
     assert f"being written by another preprocess run (pid {os.getpid()} on host {socket.gethostname()}" in err
     assert not (out / cache.LOCK_FILE).exists()  # released
-    assert run(root, out) == preprocess.EXIT_OK
+    assert run_preprocess(root, out) == preprocess.EXIT_OK
 
 
 def test_lock_of_a_live_process_on_another_host_is_respected(tmp_path):
@@ -161,7 +201,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tree, tmp_path, capsys):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     pid = int(dead.stdout)
     (out / cache.LOCK_FILE).write_text(json.dumps({"pid": pid, "host": socket.gethostname()}))
-    assert run(root, out) == preprocess.EXIT_OK
+    assert run_preprocess(root, out) == preprocess.EXIT_OK
     assert f"Taking over the lock {out / cache.LOCK_FILE} left by process {pid}" in capsys.readouterr().out
     assert not (out / cache.LOCK_FILE).exists()
 
@@ -169,7 +209,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tree, tmp_path, capsys):
 def test_output_folder_that_cannot_be_written(tree, tmp_path, capsys):
     root, _ = tree
     (tmp_path / "a_file").write_text("not a folder")
-    assert run(root, tmp_path / "a_file" / "cache") == preprocess.EXIT_FATAL
+    assert run_preprocess(root, tmp_path / "a_file" / "cache") == preprocess.EXIT_FATAL
     assert f"cannot write {tmp_path / 'a_file' / 'cache'}" in capsys.readouterr().err
 
 
@@ -185,7 +225,7 @@ def test_read_only_folder_while_writing(tree, tmp_path, capsys, monkeypatch):
         return real(*args, dir=dir, **kwargs)
 
     monkeypatch.setattr(files.tempfile, "mkstemp", read_only_clips)
-    assert run(root, out) == preprocess.EXIT_FATAL
+    assert run_preprocess(root, out) == preprocess.EXIT_FATAL
     assert f"cannot write {out / 'clips/sub01/EP02_01f.raw'}: Read-only file system" in capsys.readouterr().err
     assert not (out / cache.LOCK_FILE).exists()
 
@@ -194,7 +234,7 @@ def test_full_disk_stops_the_run_and_damages_nothing(tree, tmp_path, capsys, mon
     """ENOSPC after half of the third clip's frames: named; the clips and index written before stay loadable."""
     root, _ = tree
     out = tmp_path / "cache"
-    assert run(root, out, "--limit", "2") == preprocess.EXIT_OK
+    assert run_preprocess(root, out, "--limit", "2") == preprocess.EXIT_OK
     before = clip_bytes(out)
     index_before = (out / "index.csv").read_bytes()
     capsys.readouterr()
@@ -228,7 +268,7 @@ def test_full_disk_stops_the_run_and_damages_nothing(tree, tmp_path, capsys, mon
 
     monkeypatch.setattr(files.os, "fdopen", opener(os.fdopen))
     monkeypatch.setattr(files, "open", opener(open), raising=False)
-    assert run(root, out) == preprocess.EXIT_FATAL
+    assert run_preprocess(root, out) == preprocess.EXIT_FATAL
     monkeypatch.undo()
     err = capsys.readouterr().err
     assert f"cannot write {out / 'clips/sub26/EP07_28.raw'}: No space left on device" in err
@@ -237,14 +277,14 @@ def test_full_disk_stops_the_run_and_damages_nothing(tree, tmp_path, capsys, mon
     assert (out / "index.csv").read_bytes() == index_before
     for file in cache.read_index(out).file:
         cache.load_clip(out, file)
-    assert run(root, out) == preprocess.EXIT_OK  # and the next run completes it
+    assert run_preprocess(root, out) == preprocess.EXIT_OK  # and the next run completes it
     assert len(cache.read_index(out)) == 4
 
 
 def test_cache_fingerprint_follows_content_format_and_settings(tree, tmp_path):
     root, _ = tree
-    assert run(root, tmp_path / "a") == preprocess.EXIT_OK
-    assert run(root, tmp_path / "b") == preprocess.EXIT_OK
+    assert run_preprocess(root, tmp_path / "a") == preprocess.EXIT_OK
+    assert run_preprocess(root, tmp_path / "b") == preprocess.EXIT_OK
     same = cache.cache_fingerprint(tmp_path / "a")
     assert same == cache.cache_fingerprint(tmp_path / "b")  # another folder, same cache
     meta = json.loads((tmp_path / "b/meta.json").read_text())
@@ -259,8 +299,8 @@ def test_cache_fingerprint_follows_content_format_and_settings(tree, tmp_path):
 def test_apex_temporal_method_puts_the_annotated_apex_on_the_timeline(tree, tmp_path, capsys):
     root, table = tree
     out = tmp_path / "cache"
-    assert run(root, out) == preprocess.EXIT_OK
-    assert run(root, out, "--temporal", "apex") == preprocess.EXIT_OK
+    assert run_preprocess(root, out) == preprocess.EXIT_OK
+    assert run_preprocess(root, out, "--temporal", "apex") == preprocess.EXIT_OK
     assert "settings changed: temporal: 4" in capsys.readouterr().out
     index = cache.read_index(out).set_index("clip_id")
     for row in table.itertuples():

@@ -10,16 +10,10 @@ import pytest
 
 from cmnet_keras import preprocess
 from cmnet_keras.data import cache
-from test_readers import (AU_TEXT, SAMM_ROWS, SAMM_UNANNOTATED, casme2_rows_with_aus, casme2_table,
-                          casme2_workbook, write_casme2_tree, write_casme2_version, write_samm_tree,
-                          write_smic_subsets)
+from fixtures import (AU_TEXT, SAMM_ROWS, SAMM_UNANNOTATED, casme2_rows_with_aus, casme2_table, casme2_workbook,
+                      run_preprocess, write_casme2_tree, write_casme2_version, write_samm_tree, write_smic_subsets)
 
 SIZE = 8
-
-
-def run(dataset, root, out, *extra):
-    return preprocess.main(["--dataset", dataset, "--root", str(root), "--out", str(out), "--cropped",
-                            "--size", str(SIZE), "--quiet", *extra])
 
 
 def index_column(out, column):
@@ -34,7 +28,7 @@ def test_action_units_kept_verbatim_in_the_index(tmp_path, capsys, sheet):
     table = casme2_rows_with_aus()
     root, out = tmp_path / "casme2", tmp_path / "cache"
     write_casme2_version(root, table, "20190701", "number", sheet)
-    assert run("casme2", root, out) == preprocess.EXIT_OK
+    assert run_preprocess(root, out, dataset="casme2") == preprocess.EXIT_OK
     assert index_column(out, "action_units") == AU_TEXT  # "12", not 12.0; "" for the blank cell
     assert cache.read_index(out)["action_units"].tolist() == AU_TEXT
     fingerprint = cache.cache_fingerprint(out)
@@ -42,7 +36,7 @@ def test_action_units_kept_verbatim_in_the_index(tmp_path, capsys, sheet):
     table.loc[1, "action_units"] = "R2+L4"  # a corrected AU cell: the index follows, no clip is redone
     write_casme2_version(root, table, "20190701", "number", sheet)
     capsys.readouterr()
-    assert run("casme2", root, out) == preprocess.EXIT_OK
+    assert run_preprocess(root, out, dataset="casme2") == preprocess.EXIT_OK
     assert "reprocessed (cached but outdated or unreadable): 0" in capsys.readouterr().out
     assert index_column(out, "action_units")[:3] == ["4+L10", "R2+L4", "L1+R2+25"]
     assert cache.cache_fingerprint(out) == fingerprint  # action units do not change what is trained on
@@ -60,15 +54,16 @@ def test_sheet_and_paper_clips_options(tmp_path, capsys):
     write_casme2_tree(root, table, cropped=True)
     workbook = root / "CASME2-coding-20140508.xlsx"
     casme2_workbook(workbook, {"notes": [["CASME II coding"]], "codes": table})
-    assert run("casme2", root, tmp_path / "bad", "--sheet", "Sheet1") == preprocess.EXIT_FATAL
+    assert run_preprocess(root, tmp_path / "bad", "--sheet", "Sheet1", dataset="casme2") == preprocess.EXIT_FATAL
     err = capsys.readouterr().err
     assert f"Annotation workbook {workbook} has no worksheet 'Sheet1'; its worksheets: 'notes', 'codes'" in err
     assert not (tmp_path / "bad").exists()
-    assert run("casme2", root, tmp_path / "cache", "--sheet", "codes", "--paper-clips") == preprocess.EXIT_OK
+    assert run_preprocess(root, tmp_path / "cache", "--sheet", "codes", "--paper-clips",
+                          dataset="casme2") == preprocess.EXIT_OK
     printed = capsys.readouterr().out
     assert "worksheet: 'codes' of 'notes', 'codes'" in printed
     assert "the paper's set leaves out sub09/EP02_02f" in printed and "not among the clips read here" in printed
-    assert run("samm", root, tmp_path / "samm", "--paper-clips") == preprocess.EXIT_FATAL
+    assert run_preprocess(root, tmp_path / "samm", "--paper-clips", dataset="samm") == preprocess.EXIT_FATAL
     assert "applies to ['casme2'] only, not samm" in capsys.readouterr().err
 
 
@@ -76,7 +71,7 @@ def test_sheet_and_paper_clips_options(tmp_path, capsys):
 def test_samm_onset_offset_not_annotated_fail_by_name(tmp_path, capsys):
     root, out = tmp_path / "samm", tmp_path / "cache"
     write_samm_tree(root, cropped_too=True, rows=SAMM_ROWS[1:2] + SAMM_UNANNOTATED)
-    assert run("samm", root, out) == preprocess.EXIT_SOME_FAILED
+    assert run_preprocess(root, out, dataset="samm") == preprocess.EXIT_SOME_FAILED
     printed = capsys.readouterr().out
     assert "failed: 3 (3 rows or folders not usable, 0 clips failed in processing)" in printed
     for row, name, column, cell in [(15, "006/006_1_2", "offset", "'-1'"), (16, "007/007_3_1", "onset", "''"),
@@ -108,7 +103,7 @@ def smic_tree(root):
 def test_roots_with_spaces_and_non_ascii(tmp_path, dataset, folder, make):
     root, out = tmp_path / folder, tmp_path / f"cache {folder}"
     clips = make(root)
-    assert run(dataset, root, out) == preprocess.EXIT_OK
+    assert run_preprocess(root, out, dataset=dataset) == preprocess.EXIT_OK
     index = cache.read_index(out)
     assert index["clip_id"].tolist() == clips
     assert cache.read_meta(out)["dataset"] == dataset
@@ -120,7 +115,7 @@ def test_roots_with_spaces_and_non_ascii(tmp_path, dataset, folder, make):
 def test_smic_subset_option(tmp_path, capsys):
     root, out = tmp_path / "SMIC all", tmp_path / "cache"
     write_smic_subsets(root)
-    assert run("smic", root, out, "--smic-subset", "vis") == preprocess.EXIT_OK
+    assert run_preprocess(root, out, "--smic-subset", "vis", dataset="smic") == preprocess.EXIT_OK
     assert "VIS frames: 0_VIS under" in capsys.readouterr().out
     index = cache.read_index(out)
     assert len(index) == 5 and all(c.endswith("_VIS") for c in index["clip_id"])

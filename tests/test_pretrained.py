@@ -1,5 +1,7 @@
 """The FFE loads torchvision ResNet-18 checkpoints: its features equal a plain torch ResNet-18's."""
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -179,21 +181,32 @@ def test_build_cmnet_loads_weights_and_keras_round_trip(torch_resnet, tmp_path):
     assert not scratch.ffe.torchvision
 
 
+def _local_checkpoint(tmp_path, monkeypatch, data):
+    """The checkpoint's address as a file:// URL of `data` (no network), the cache in `tmp_path / "cache"`."""
+    source = tmp_path / "server" / "resnet18-f37072fd.pth"
+    source.parent.mkdir()
+    source.write_bytes(data)
+    monkeypatch.setenv("CMNET_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(assets, "RESNET18_IMAGENET_URL", source.as_uri())
+    return source
+
+
 def test_imagenet_download_checks_sha256(tmp_path, monkeypatch):
-    """No network: the download is replaced by wrong bytes, which are refused and not cached."""
-
-    class Response:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *args):
-            return False
-
-        def read(self):
-            return b"not the checkpoint"
-
-    monkeypatch.setenv("CMNET_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(assets.urllib.request, "urlopen", lambda url, timeout: Response())
-    with pytest.raises(RuntimeError, match="Checksum mismatch"):
+    """Wrong bytes at the address are refused and not cached."""
+    _local_checkpoint(tmp_path, monkeypatch, b"not the checkpoint")
+    with pytest.raises(RuntimeError, match=f"Checksum mismatch .*expected sha256 {assets.RESNET18_IMAGENET_SHA256}"):
         assets.resnet18_imagenet_path()
-    assert not list(tmp_path.glob("resnet18*"))
+    assert not list((tmp_path / "cache").glob("resnet18*"))
+
+
+def test_imagenet_checkpoint_is_downloaded_once_then_read_offline(tmp_path, monkeypatch):
+    data = b"a checkpoint"
+    source = _local_checkpoint(tmp_path, monkeypatch, data)
+    monkeypatch.setattr(assets, "RESNET18_IMAGENET_SHA256", hashlib.sha256(data).hexdigest())
+    path = assets.resnet18_imagenet_path()
+    assert path == tmp_path / "cache" / "resnet18-f37072fd.pth" and path.read_bytes() == data
+    source.unlink()  # offline from now on
+    assert assets.resnet18_imagenet_path() == path and path.read_bytes() == data
+    path.unlink()
+    with pytest.raises(RuntimeError, match=f"Could not download .*offline, put the file there first: {path}"):
+        assets.resnet18_imagenet_path()

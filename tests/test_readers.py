@@ -1,83 +1,19 @@
-"""Dataset readers on small fixture trees in each released layout (built here)."""
+"""Dataset readers on small fixture trees in each released layout (written by `fixtures.py`)."""
 
-import csv
 import io
 import pathlib
 import shutil
 import warnings
 
-import cv2
-import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
 
 from cmnet_keras.data import readers, sheets
-
-# Real CASME II rows (bob.db.casme2, /work/shared/data/casme2_annotations.csv, BSD-3-Clause):
-# subject, filename, onset, apex, offset, emotion, action units. Apex -1 = not annotated.
-CASME2_ROWS = """subject,filename,onset,apex,offset,emotion,action_units
-1,EP02_01f,46,59,86,happiness,12
-1,EP03_02,131,139,161,others,18
-1,EP19_03f,81,96,161,others,4
-1,EP19_05f,396,416,446,disgust,4+L10
-2,EP01_11f,46,91,96,repression,15
-2,EP11_01,16,69,106,surprise,1+L2
-4,EP12_01f,261,-1,321,disgust,4+7
-9,EP13_02,71,96,131,fear,20
-10,EP13_01,11,59,76,fear,L16
-17,EP15_01,81,104,111,sadness,1
-26,EP15_01,42,61,81,sadness,1+4
-26,EP07_28,31,51,71,others,14
-"""
-CASME2_CLASSES = ("disgust", "happiness", "repression", "surprise", "others")
-
-
-def casme2_table():
-    return pd.read_csv(io.StringIO(CASME2_ROWS), dtype={"action_units": str})
-
-
-def write_frames(folder, numbers, prefix="img", suffix=".jpg", value=None, size=8):
-    """Writes uniform frames `<prefix><number><suffix>`; value(number) -> RGB triple (default from the number)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for n in numbers:
-        rgb = value(n) if value else (n % 256, (3 * n) % 256, 100)
-        image = np.empty((size, size, 3), np.uint8)
-        image[...] = rgb
-        assert cv2.imwrite(str(folder / f"{prefix}{n}{suffix}"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-
-
-def casme2_sheet_frame(table):
-    """The table as the released CASME II sheet: real column names, '/' where the apex is unknown."""
-    apex = [("/" if a < 0 else int(a)) for a in table["apex"]]
-    return pd.DataFrame({
-        "Subject": table["subject"], "Filename": table["filename"], "OnsetFrame": table["onset"],
-        "ApexFrame": pd.Series(apex, dtype=object), "OffsetFrame": table["offset"],
-        "Action Units": table["action_units"], "Estimated Emotion": table["emotion"],
-    })
-
-
-def write_casme2_tree(root, table=None, sheet="xlsx", cropped=False, suffix=".jpg", value=None):
-    """CASME II layout: sheet + CASME2_RAW_selected/subNN/<clip>/imgN (or Cropped/.../reg_imgN)."""
-    table = casme2_table() if table is None else table
-    frame = casme2_sheet_frame(table)
-    root.mkdir(parents=True, exist_ok=True)
-    sheet_path = root / f"CASME2-coding-20140508.{sheet}"
-    if sheet == "xlsx":
-        frame.to_excel(sheet_path, index=False)
-    else:
-        frame.to_csv(sheet_path, index=False)
-    base, prefix = (root / "Cropped", "reg_img") if cropped else (root / "CASME2_RAW_selected", "img")
-    for row in table.itertuples():
-        write_frames(base / f"sub{row.subject:02d}" / row.filename, range(row.onset, row.offset + 1),
-                     prefix, suffix, value)
-    return sheet_path
-
-
-def read_quietly(*args, **kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return readers.read_dataset(*args, **kwargs)
+from fixtures import (AU_CELLS, AU_TEXT, CASME2_CLASSES, CASME2_ROWS, SAMM_HEADER, SAMM_PREAMBLE_ROWS, SAMM_ROWS,
+                      SAMM_UNANNOTATED, SMIC_CLIPS, casme2_rows_with_aus, casme2_sheet_frame, casme2_table,
+                      casme2_version_rows, casme2_workbook, read_quietly, write_casme2_tree, write_casme2_version,
+                      write_frames, write_samm_tree, write_smic_subsets, write_smic_tree, write_video)
 
 
 @pytest.mark.parametrize("sheet", ["xlsx", "csv"])
@@ -170,6 +106,17 @@ def test_unknown_emotion_warns_with_file_and_row(tmp_path):
     assert "EP01_11f" not in {c.clip_id for c in spec.clips}
 
 
+def test_emotion_spellings_of_other_sheets_map_to_their_classes(tmp_path):
+    """Adjectives and capitals as some copies of the sheets write them: happy, surprised, disgusted, Other."""
+    table = casme2_table().iloc[[0, 1, 3, 5]].reset_index(drop=True)
+    table["emotion"] = ["Happy", "Other", "DISGUSTED", "surprised"]
+    write_casme2_tree(tmp_path, table, sheet="csv")
+    spec = read_quietly("casme2", tmp_path)
+    assert [(c.clip_id, c.emotion, c.label) for c in spec.clips] == [
+        ("EP02_01f", "happiness", 1), ("EP03_02", "others", 4), ("EP19_05f", "disgust", 0), ("EP11_01", "surprise", 3)]
+    assert spec.dropped.problems == [] and not spec.dropped.by_class
+
+
 @pytest.mark.parametrize(
     "cell, expected",
     [(46, 46), (46.0, 46), ("46", 46), (" 46 ", 46), ("/", None), ("", None), (float("nan"), None),
@@ -192,47 +139,6 @@ def test_match_subject():
     assert readers.match_subject("006", ["006"]) == "006"
     assert readers.match_subject("s3", ["s1", "s3"]) == "s3"
     assert readers.match_subject(7, ["006"]) is None
-
-
-SAMM_ROWS = [
-    # Subject, Filename, Inducement Code, Onset, Apex, Offset, Duration, Type, Action Units, Notes, Emotion
-    (6, "006_1_2", 1, 5562, 5570, 5575, 14, "Micro - 1/2", "4+7", "", "Anger"),
-    (6, "006_1_3", 1, 3912, 3920, 3925, 14, "Micro - 1/2", "12", "", "Happiness"),
-    (6, "006_5_9", 5, 1020, "/", 1031, 12, "Micro - 1/2", "9", "", "Disgust"),
-    (7, "007_3_1", 3, 998, 1003, 1010, 13, "Micro - 1/2", "R14", "", "Contempt"),
-    (7, "007_6_2", 6, 95, 101, 104, 10, "Micro - 1/2", "1+2", "", "Surprise"),
-    (7, "007_7_1", 7, 200, 204, 209, 10, "Micro - 1/2", "4", "", "Other"),
-    (11, "011_2_3", 2, 5000, 5004, 5009, 10, "Micro - 1/2", "1+4", "", "Fear"),
-    (11, "011_1_1", 1, 40, 45, 52, 13, "Micro - 1/2", "R12", "", "Happiness"),
-]
-SAMM_HEADER = ["Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame", "Offset Frame",
-               "Duration", "Type", "Action Units", "Notes", "Estimated Emotion"]
-SAMM_PREAMBLE_ROWS = 12
-
-
-def write_samm_tree(root, cropped_too=False, rows=SAMM_ROWS):
-    """SAMM layout: the v2 sheet (preamble, header on row 13) + SAMM/006/006_1_2/006_05562.jpg.
-
-    `rows` may hold -1 or None (a blank cell) for onset/offset: those clips' frames are 5000..5009.
-    """
-    root.mkdir(parents=True, exist_ok=True)
-    book = openpyxl.Workbook()
-    sheet = book.active
-    sheet.append(["SAMM Micro-Movement FACS Codes v2"])
-    for i in range(SAMM_PREAMBLE_ROWS - 2):
-        sheet.append([f"Note {i}: coded by two FACS coders"] if i % 3 == 0 else [])
-    sheet.append(["", "", "Micro-movements and micro-expressions"])
-    sheet.append(SAMM_HEADER)
-    for row in rows:
-        sheet.append(list(row))
-    book.save(root / "SAMM_Micro_FACS_Codes_v2.xlsx")
-    for base in [root / "SAMM"] + ([root / "SAMM_CROP"] if cropped_too else []):
-        for subject, name, _, onset, _, offset, *_ in rows:
-            first, last = (onset, offset) if min(onset or -1, offset or -1) >= 0 else (5000, 5009)
-            write_frames(base / f"{subject:03d}" / name, range(first, last + 1), prefix=f"{subject:03d}_0",
-                         size=6)
-    # Zero-padded numbers: 006_05562.jpg (prefix "006_0" + 5562).
-    return root
 
 
 def test_samm_reader_with_preamble(tmp_path):
@@ -265,26 +171,9 @@ def test_samm_sheet_header_found_below_preamble(tmp_path):
     assert sheets.parse_frame_number(table["apex"][2]) is None  # '/'
 
 
-SMIC_CLIPS = [  # subject, class folder, clip, first frame, frame count
-    ("s1", "negative", "s1_ne_01", 96, 12),
-    ("s1", "positive", "s1_po_01", 5001, 20),
-    ("s2", "surprise", "s2_sur_01", 1, 9),
-    ("s2", "negative", "s2_ne_02", 330, 18),
-    ("s3", "positive", "s3_po_05", 7, 30),
-]
-
-
-def write_smic_tree(root):
-    for variant in ("SMIC_all_raw", "SMIC_all_cropped"):
-        for subject, emotion, clip, first, count in SMIC_CLIPS:
-            folder = root / variant / "HS" / subject / "micro" / emotion / clip
-            write_frames(folder, range(first, first + count), prefix="image", suffix=".bmp", size=4)
-        (root / variant / "HS" / "s4" / "micro").mkdir(parents=True)  # an empty subject
-    return root
-
-
 def test_smic_reader(tmp_path):
     write_smic_tree(tmp_path)
+    (tmp_path / "SMIC_all_raw" / "HS" / "s4" / "micro").mkdir(parents=True)  # an empty subject
     with pytest.warns(UserWarning, match=r"subject folder has no clips.*SMIC_all_raw[/\\]HS[/\\]s4"):
         spec = readers.read_dataset("smic", tmp_path)
     assert spec.class_names == ("negative", "positive", "surprise")
@@ -298,14 +187,6 @@ def test_smic_reader(tmp_path):
     assert [f.name for f in first.frame_files][3:6] == ["image99.bmp", "image100.bmp", "image101.bmp"]
     cropped = read_quietly("smic", tmp_path, cropped=True)
     assert all("SMIC_all_cropped" in str(c.path) for c in cropped.clips) and len(cropped.clips) == 5
-
-
-def write_video(path, count, value=lambda i: 20 * i, size=32, fourcc="mp4v"):
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 25, (size, size))
-    assert writer.isOpened(), f"cannot write {fourcc} video {path}"
-    for i in range(count):
-        writer.write(np.full((size, size, 3), value(i), np.uint8))
-    writer.release()
 
 
 def test_manifest_with_video_and_folder(tmp_path):
@@ -375,57 +256,6 @@ def test_casme2_clip_as_video(tmp_path):
 # --- Issue 14, readers: action units, both CASME II sheet versions, worksheets, the paper's 246 clips, SMIC
 # subsets, SAMM onset/offset not annotated.
 
-AU_CELLS = ["4+L10", "R12", "L1+R2+25", "?", None, 12]  # None: a blank cell; 12: a number cell in a workbook
-AU_TEXT = ["4+L10", "R12", "L1+R2+25", "?", "", "12"]  # what the index must hold, verbatim
-
-
-def casme2_rows_with_aus():
-    """Six kept rows of the table with the awkward AU cells (and one sadness row, dropped)."""
-    table = casme2_table().iloc[[0, 1, 3, 4, 5, 6, 10]].reset_index(drop=True)
-    table["action_units"] = pd.Series(AU_CELLS + ["1+4"], dtype=object)
-    return table
-
-
-# Public code reading both releases (e.g. `pd.read_excel(..., usecols=[0, 1, 3, 4, 5, 7, 8])` for either file)
-# shows 9 columns, two without a header ("Unnamed: 2", "Unnamed: 6" in pandas); design.md lists the 7 named
-# ones. Subject ids are numbers; some copies hold them as text ("01") or as folder names ("sub01").
-CASME2_VERSIONS = {
-    "20140508": ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Action Units",
-                 "Estimated Emotion"],
-    "20190701": ["Subject", "Filename", None, "OnsetFrame", "ApexFrame", "OffsetFrame", None, "Action Units",
-                 "Estimated Emotion"],
-}
-SUBJECT_STYLES = {"number": lambda s: s, "text": lambda s: f"{s:02d}", "folder": lambda s: f"sub{s:02d}"}
-
-
-def casme2_version_rows(table, version, subject_style):
-    """Header and rows of the table in one release's column layout."""
-    header = CASME2_VERSIONS[version]
-    rows = []
-    for i, r in enumerate(table.itertuples()):
-        cells = {"Subject": SUBJECT_STYLES[subject_style](r.subject), "Filename": r.filename,
-                 "OnsetFrame": r.onset, "ApexFrame": "/" if r.apex < 0 else r.apex, "OffsetFrame": r.offset,
-                 "Action Units": r.action_units, "Estimated Emotion": r.emotion}
-        rows.append([cells[h] if h else 1000 + i for h in header])  # header-less columns: other numbers
-    return header, rows
-
-
-def write_casme2_version(root, table, version, subject_style, sheet="xlsx"):
-    """The table as `CASME2-coding-<version>.<sheet>` (openpyxl or the csv module) beside frame folders."""
-    write_casme2_tree(root, table, sheet="csv")
-    (root / "CASME2-coding-20140508.csv").unlink()
-    header, rows = casme2_version_rows(table, version, subject_style)
-    path = root / f"CASME2-coding-{version}.{sheet}"
-    if sheet == "xlsx":
-        book = openpyxl.Workbook()
-        for row in [header] + rows:
-            book.active.append(row)
-        book.save(path)
-    else:
-        with path.open("w", newline="") as handle:
-            csv.writer(handle).writerows([["" if v is None else v for v in row] for row in [header] + rows])
-    return path
-
 
 @pytest.mark.parametrize("sheet", ["xlsx", "csv"])
 @pytest.mark.parametrize("version, subject_style", [("20140508", "number"), ("20190701", "number"),
@@ -451,20 +281,6 @@ def test_sheet_cells_read_as_written(tmp_path):
     assert table["action_units"].tolist()[:4] == AU_CELLS[:4] and table["action_units"][5] == 12
     assert [sheets.cell_text(v) for v in table["action_units"][:6]] == AU_TEXT
     assert sheets.cell_text(12.0) == "12" and sheets.cell_text(float("nan")) == ""
-
-
-def casme2_workbook(path, worksheets):
-    """A workbook of several worksheets: name -> table (or a list of rows)."""
-    book = openpyxl.Workbook()
-    book.remove(book.active)
-    for name, content in worksheets.items():
-        sheet = book.create_sheet(name)
-        if isinstance(content, pd.DataFrame):
-            header, rows = casme2_version_rows(content, "20140508", "number")
-            content = [header] + rows
-        for row in content:
-            sheet.append(row)
-    book.save(path)
 
 
 def test_worksheet_choice_is_printed_and_can_be_named(tmp_path):
@@ -560,16 +376,6 @@ def test_paper_left_out_clip_is_the_happiness_clip_missing_from_megc2019():
     assert {(f"sub{s:02d}", f) for s, f in zip(no_apex.subject, no_apex.filename)} == missing
 
 
-def write_smic_subsets(root):
-    """HS, NIR and VIS trees where sort order and depth both pick the wrong one (0_VIS: shallowest, first)."""
-    subsets = {"HS": root / "SMIC" / "hs", "NIR": root / "NIR", "VIS": root / "0_VIS"}
-    for k, (subset, base) in enumerate(subsets.items()):
-        for subject, emotion, clip, first, count in SMIC_CLIPS[: 3 + k]:
-            write_frames(base / subject / "micro" / emotion / f"{clip}_{subset}", range(first, first + count),
-                         prefix="image", suffix=".bmp", size=4)
-    return subsets
-
-
 @pytest.mark.parametrize("subset", [None, "HS", "NIR", "VIS", "nir"])
 def test_smic_subset_chosen_by_path_component(tmp_path, subset):
     folders = write_smic_subsets(tmp_path)
@@ -592,13 +398,6 @@ def test_smic_subset_missing_is_named(tmp_path):
         readers.read_dataset("smic", tmp_path, smic_subset="IR")
     with pytest.raises(ValueError, match="with the smic dataset, got 'NIR' for casme2"):
         readers.read_dataset("casme2", tmp_path, smic_subset="NIR")
-
-
-SAMM_UNANNOTATED = [  # onset/offset cells that are not frame numbers: -1 and blank
-    (6, "006_1_2", 1, 5562, 5570, -1, 14, "Micro - 1/2", "4+7", "", "Anger"),
-    (7, "007_3_1", 3, None, 1003, 1010, 13, "Micro - 1/2", "R14", "", "Contempt"),
-    (7, "007_6_2", 6, -1, 101, 104, 10, "Micro - 1/2", "1+2", "", "Surprise"),
-]
 
 
 def test_samm_onset_offset_not_annotated_is_warned_and_skipped(tmp_path):

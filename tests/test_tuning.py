@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cmnet_keras import optional
 from cmnet_keras.config import CMNetConfig, get_config
 from cmnet_keras.data import cache
 from tuning import grid, search
@@ -168,8 +169,8 @@ def test_other_settings_are_refused(tmp_path):
 
 def test_missing_tensorboard_fails_fast(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "tensorboard.plugins.hparams.api", None)
-    with pytest.raises(ImportError, match="pip install tensorboard"):
-        search.check_tensorboard()
+    with pytest.raises(ImportError, match=r"'tensorboard'.*pip install \"cmnet-keras\[tuning\]\""):
+        optional.require(search.TENSORBOARD)
     with pytest.raises(SystemExit) as stop:
         grid.main(["--cache", str(tmp_path), "--out", str(tmp_path / "s")])
     assert stop.value.code == 2

@@ -127,18 +127,18 @@ def main(argv=None):
     `cmnet_keras.train`); errors while training propagate (exit code 1 through
     `cmnet_keras.cli.exit_on_error`).
     """
-    from cmnet_keras import cli
+    from cmnet_keras import cli, optional
     from cmnet_keras.data.cache import CacheLockedError
 
     try:  # the [tuning] extra: a one-line error naming it
-        from tuning.search import OBJECTIVE, OBJECTIVES, check_tensorboard, is_worker, run_search
+        from tuning.search import OBJECTIVE, OBJECTIVES, TENSORBOARD, is_worker, run_search
     except ImportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     parser = _parser(OBJECTIVES)
     args = parser.parse_args(argv)
     try:
-        check_tensorboard()
+        optional.require(TENSORBOARD)
         from cmnet_keras.config import get_config
         from cmnet_keras.data.cache import cache_fingerprint
         from cmnet_keras.data.embedded import ensure_embedded_cache

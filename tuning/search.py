@@ -14,7 +14,7 @@ import time
 
 import pandas as pd
 
-from cmnet_keras import files, optional, reports
+from cmnet_keras import files, markdown, optional, reports
 from cmnet_keras.config import CMNetConfig
 from cmnet_keras.training.run_dir import check_settings
 
@@ -35,22 +35,8 @@ TIE_RULE = (f"the highest {OBJECTIVE}; among equal ones the higher validation UF
             f"the paper's {PAPER_LAMBDAS} (Euclidean), then the earlier grid point (λ1, then λ2, ascending)")
 SEARCH_FILE = "search.json"
 _EPS = 1e-9
-
-
-def check_tensorboard():
-    """Raises ImportError with the fix when `tensorboard` is missing.
-
-    keras-tuner needs it (`tensorboard.plugins.hparams`); without it every
-    trial fails.
-    """
-    try:
-        import tensorboard.plugins.hparams.api  # noqa: F401
-    except ImportError as e:
-        raise ImportError(
-            "keras-tuner needs the `tensorboard` package (tensorboard.plugins.hparams), "
-            f"which could not be imported ({e}). Install it: pip install tensorboard "
-            '(or the extra: pip install -e ".[tuning]")'
-        ) from e
+# keras-tuner fails every trial without it: `optional.require(TENSORBOARD)` before a search.
+TENSORBOARD = "tensorboard.plugins.hparams.api"
 
 
 def simplex_grid(step=0.1):
@@ -252,7 +238,7 @@ def make_tuner(objective_fn, config, cache_dir, out, step=0.1, folds=None, max_t
         max_consecutive_failures: stop after this many failed trials in a row.
         overwrite: discard an existing project in `out`.
     """
-    check_tensorboard()
+    optional.require(TENSORBOARD)
     out = pathlib.Path(out)
     hp = kt.HyperParameters()
     hp.Choice(HP_NAME, [format_lambdas(p) for p in simplex_grid(step)])
@@ -306,21 +292,6 @@ def trials_table(tuner):
                                        "fold_accuracy", "seconds", "error"])
 
 
-def _markdown(table):
-    header = "| " + " | ".join(table.columns) + " |"
-    rule = "| " + " | ".join("---" for _ in table.columns) + " |"
-
-    def cell(v):
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            return ""
-        if isinstance(v, float):
-            return f"{v:.6g}"
-        return str(v).replace("|", "\\|").replace("\n", " ")
-
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join([header, rule, *body]) + "\n"
-
-
 def write_results(tuner, out, objective):
     """Writes `trials.csv`, `trials.md` and `best.json` into `out`, each naming the objective
     (a name of `OBJECTIVES`); returns the best entry (or None)."""
@@ -343,7 +314,8 @@ def write_results(tuner, out, objective):
                   f"(trial {best['trial']}; best: {TIE_RULE}).", ""]
     lines += [f"fold_accuracy: the accuracy of each outer fold, named by the subjects it is scored on "
               f"({SCORED_ON[objective]}).", ""]
-    files.write_bytes(out / "trials.md", ("\n".join(lines) + _markdown(table)).encode())
+    trials = markdown.table(list(table.columns), table.itertuples(index=False))
+    files.write_bytes(out / "trials.md", ("\n".join(lines) + trials).encode())
     files.write_json(out / "best.json", {"best": best, "objective": f"{objective}: {OBJECTIVES[objective]}",
                                          "trials": len(table), "status_counts": counts})
     return best

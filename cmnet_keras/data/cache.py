@@ -13,8 +13,8 @@ Layout of a cache folder:
     .preprocess.lock                 held by a preprocess run (pid and host)
 
 Every file is written atomically (`cmnet_keras.files`): a reader never sees half
-of one. Format 1 caches (one `.npz` per clip, read through numpy's header parser)
-are refused by readers and rebuilt by `cmnet_keras.preprocess`.
+of one. A cache of another format (format 1: one `.npz` per clip) is refused by
+readers and by `cmnet_keras.preprocess`, with a line that says to rebuild it.
 """
 
 import contextlib
@@ -38,7 +38,6 @@ CLIPS_DIR = "clips"
 LOCK_FILE = ".preprocess.lock"
 FRAMES_SUFFIX = ".raw"
 SIDECAR_SUFFIX = ".json"
-LEGACY_SUFFIX = ".npz"
 INDEX_COLUMNS = ("clip_id", "subject", "label", "emotion", "apex", "apex_source", "file", "num_source_frames")
 INT_COLUMNS = ("label", "apex", "num_source_frames")
 # Sheet text kept verbatim in the index, not used for training: absent from older caches, "" where a
@@ -228,8 +227,8 @@ def read_meta(cache_dir):
     meta = json.loads(path.read_text())
     if meta.get("format", 1) != FORMAT:
         raise CacheError(
-            f"Cache {cache_dir} is in format {meta.get('format', 1)} (one .npz per clip); this version reads format "
-            f"{FORMAT}. Rerun python -m cmnet_keras.preprocess with the same --out to rebuild it."
+            f"Cache {cache_dir} is in format {meta.get('format', 1)}; this version reads format {FORMAT} only: "
+            "rebuild it (delete it and rerun python -m cmnet_keras.preprocess)."
         )
     return meta
 

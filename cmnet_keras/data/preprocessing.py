@@ -216,9 +216,8 @@ def preprocess_dataset(spec, out, image_size=224, num_frames=16, cropped=False, 
     `temporal_method` is "uniform" (the paper's sampling, the default) or "apex"
     (`temporal.temporal_plan`); it is part of every clip's provenance.
 
-    Holds the cache's lock while it runs. A format 1 cache (.npz clips) in
-    `out` is rebuilt (with a message through `log`). The next clip's frames are
-    read in a background thread while the current one is aligned.
+    Holds the cache's lock while it runs. The next clip's frames are read in a
+    background thread while the current one is aligned.
 
     Returns:
         PreprocessReport; index.csv lists every clip now in the cache, in the
@@ -226,6 +225,7 @@ def preprocess_dataset(spec, out, image_size=224, num_frames=16, cropped=False, 
 
     Raises:
         cache.CacheLockedError: another run is writing `out`.
+        cache.CacheError: `out` is a cache of another format (the message says to rebuild it).
         files.OutputError: `out` cannot be written (names the path); the files
             written before stay as they were.
     """
@@ -237,7 +237,8 @@ def preprocess_dataset(spec, out, image_size=224, num_frames=16, cropped=False, 
     settings = None if not clips else run_settings(spec, image_size, num_frames, cropped, face_model, temporal_method)
     with cache.lock(out, log=log):
         files.remove_stale_temps(out)
-        _drop_legacy_clips(out, log)
+        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):  # none yet, or unreadable: rewritten
+            cache.read_meta(out)  # CacheError for a cache of another format
         records, todo = {}, []
         for clip in clips:
             reason = _cached_state(out, clip, settings, records)
@@ -264,22 +265,6 @@ def preprocess_dataset(spec, out, image_size=224, num_frames=16, cropped=False, 
             raise
         write_index()
     return report
-
-
-def _drop_legacy_clips(out, log):
-    """Removes a format 1 cache's .npz clips (they are rebuilt), saying so."""
-    legacy = sorted((out / cache.CLIPS_DIR).rglob(f"*{cache.LEGACY_SUFFIX}")) if (out / cache.CLIPS_DIR).is_dir() else []
-    try:
-        old_format = json.loads((out / cache.META_FILE).read_text()).get("format", 1) != cache.FORMAT
-    except FileNotFoundError:
-        old_format = False
-    except ValueError:  # an unreadable meta.json is rewritten below
-        old_format = True
-    if legacy or old_format:
-        log(f"Cache {out} is in the old format 1 (.npz clips): rebuilding it in format {cache.FORMAT}; "
-            f"removing {len(legacy)} old clip files")
-        for path in legacy:
-            path.unlink()
 
 
 def _cached_state(out, clip, settings, records):

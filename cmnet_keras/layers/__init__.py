@@ -1,4 +1,4 @@
-"""CMNet layers, one concern per module; all written with `keras.ops`."""
+"""CMNet layers, one concern per module; all written with `keras.ops` (the batch norm adds a TF-only fused kernel)."""
 
 from cmnet_keras.layers.clip_flip import ClipFlip
 from cmnet_keras.layers.extend import Extend

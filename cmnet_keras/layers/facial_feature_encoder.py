@@ -12,6 +12,7 @@ at the demo size, and the demo's measured results).
 import keras
 from keras import layers, ops
 
+from cmnet_keras.layers import fused_batch_normalization
 
 # torchvision's ResNet normalisation: BatchNorm2d's default epsilon, ImageNet RGB mean and std of [0, 1] pixels.
 TORCH_BN_EPSILON = 1e-5
@@ -20,13 +21,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def batch_normalization(momentum, synchronized, epsilon=1e-3):
-    """`BatchNormalization`; `synchronized`: statistics over all tf.distribute replicas.
+    """The encoders' (fused) `BatchNormalization`; `synchronized`: statistics over all tf.distribute replicas.
 
     Ignored under JAX and PyTorch, which have no such option (a JAX data-parallel step sees the global batch).
     `momentum` m equals PyTorch's BatchNorm momentum 1 - m.
     """
     synchronized = synchronized and keras.backend.backend() == "tensorflow"
-    return layers.BatchNormalization(momentum=momentum, epsilon=epsilon, synchronized=synchronized)
+    return fused_batch_normalization.BatchNormalization(momentum=momentum, epsilon=epsilon, synchronized=synchronized)
 
 
 def bn_epsilon(torchvision):

@@ -21,7 +21,7 @@ baseline lambda = (0, 0, 1), each row tested against the baseline.
 
 from pathlib import Path
 
-from cmnet_keras import files
+from cmnet_keras import files, markdown
 from cmnet_keras.config import SAMPLERS, TENDENCY
 from cmnet_keras.training.seeds import PAIRED_METRICS, check_seeds, paired_test, run_seeds, seed_statistics
 
@@ -91,24 +91,22 @@ def _p_cell(test):
 def format_table(title, header, rows):
     """Markdown table in the paper's layout (Acc | F1-score) with the pooled protocol, the tendency
     of k, mean ± std over the seeds, and the paired test of each row against the full model; where
-    the data has a true intensity, also k's rho_true and its paired test."""
+    the data has a true intensity, also k's rho_true, amplitude agreement, optical flow's rho_true and
+    the paired test of rho_true."""
     truth = any("truth.rho_true_k" in row["statistics"] for row in rows)
-    lines = [f"{title}", "",
-             f"| {header} | Acc | F1-score | F1 (all classes) | pooled Acc | UF1 | UAR | rho | abs Z | "
-             + ("rho_true | amplitude agreement | optical flow rho_true | " if truth else "") + "p Acc | p F1 | "
-             + ("p rho_true | " if truth else "") + "seeds x folds |",
-             "| --- |" + " ---: |" * (11 + 4 * truth)]
+    truth_columns = ["rho_true", "amplitude agreement", "optical flow rho_true"] if truth else []
+    columns = [header, "Acc", "F1-score", "F1 (all classes)", "pooled Acc", "UF1", "UAR", "rho", "abs Z",
+               *truth_columns, "p Acc", "p F1", *(["p rho_true"] if truth else []), "seeds x folds"]
+    cells = []
     for row in rows:
         stats, tests = row["statistics"], row["tests"] or {}
-        cells = [_cell(stats, "paper.accuracy"), _cell(stats, "paper.f1"), _cell(stats, "paper.f1_all"),
-                 _cell(stats, "pooled.accuracy"), _cell(stats, "pooled.uf1"), _cell(stats, "pooled.uar"),
-                 _cell(stats, "tendency.rho", 1), _cell(stats, "tendency.abs_z", 1),
-                 *([_cell(stats, "truth.rho_true_k", 1), _cell(stats, "truth.amplitude_k", 1),
-                    _cell(stats, "truth.rho_true_flow", 1)] if truth else []),
-                 _p_cell(tests.get("accuracy")), _p_cell(tests.get("f1")),
-                 *([_p_cell(tests.get("rho_true_k"))] if truth else []), row["pairs"]]
-        lines.append(f"| {row['name']} | " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines) + "\n"
+        truth_cells = [_cell(stats, f"truth.{name}", 1) for name in ("rho_true_k", "amplitude_k", "rho_true_flow")]
+        cells.append([row["name"], _cell(stats, "paper.accuracy"), _cell(stats, "paper.f1"),
+                      _cell(stats, "paper.f1_all"), _cell(stats, "pooled.accuracy"), _cell(stats, "pooled.uf1"),
+                      _cell(stats, "pooled.uar"), _cell(stats, "tendency.rho", 1), _cell(stats, "tendency.abs_z", 1),
+                      *(truth_cells if truth else []), _p_cell(tests.get("accuracy")), _p_cell(tests.get("f1")),
+                      *([_p_cell(tests.get("rho_true_k"))] if truth else []), row["pairs"]])
+    return f"{title}\n\n" + markdown.table(columns, cells, right=columns[1:])
 
 
 def run_ablation(table, cache_dir, base, out, seeds=None, preset_name="", renormalise=False, **run_options):

@@ -4,9 +4,6 @@ Every fold trains for a fixed number of epochs and is then tested once on its
 held-out subject: nothing (epoch, model) is chosen on the test subject. An
 optional validation split comes from training subjects only and is just reported.
 
-On TensorFlow, training runs BatchNormalization through TF's fused kernel
-(`runtime.fused_batch_norm`: the same function, 0.8x the step time on CPU).
-
 Resume: `run_loso` into an existing run directory continues after the last
 checkpointed epoch of the unfinished fold; finished folds are never redone;
 other settings are refused (`run_dir`). The initial weights derive from
@@ -33,7 +30,6 @@ from cmnet_keras.data.cache_fit import check_config_fits
 from cmnet_keras.data.folds import fold_seed, fold_subjects, loso_folds
 from cmnet_keras.data.pipeline import epoch_steps, make_dataset, make_epochs_dataset
 from cmnet_keras.models import build_cmnet
-from cmnet_keras.runtime import fused_batch_norm
 from cmnet_keras.training import run_dir
 from cmnet_keras.training.progress import RunEstimate, format_duration
 
@@ -319,7 +315,7 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
                             hold_out=hold_out)
     compiled = {}
     keras.utils.set_random_seed(config.seed)
-    with dtype_policy(mixed_precision), fused_batch_norm():
+    with dtype_policy(mixed_precision):
         for done, (number, fold) in enumerate(zip(pending, folds_iter), 1):
             if evaluate_on == "validation":
                 fold = dataclasses.replace(fold, test=fold.validation, test_index=fold.validation_index,
@@ -368,8 +364,7 @@ def train_final_model(cache_dir, config, out, verbose=1):
     model = build_cmnet(config, steps_per_epoch=-(-len(index) // config.batch_size))
     print(f"final model: training on all {len(index)} clips for {config.epochs} epochs", flush=True)
     data = make_dataset(cache_dir, index=index, batch_size=config.batch_size, shuffle=True, seed=config.seed)
-    with fused_batch_norm():
-        model.fit(data, epochs=config.epochs, shuffle=False, verbose=verbose)
+    model.fit(data, epochs=config.epochs, shuffle=False, verbose=verbose)
     run_dir.save_model(model, path)
     print(f"final model saved to {path}", flush=True)
     return path

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cmnet_keras import files, metrics
+from cmnet_keras import files, markdown, metrics
 from cmnet_keras.training.loso import run_loso
 
 SUMMARY_METRICS = (("paper", "accuracy"), ("paper", "f1"), ("paper", "f1_all"), ("pooled", "accuracy"),
@@ -75,12 +75,12 @@ def paired_test(results_by_seed, reference_by_seed):
 
 def format_statistics(statistics):
     """Markdown table: metric | mean ± sample std (%) | per seed; ρ and |Z| as plain numbers."""
-    lines = ["| metric | mean ± std (ddof 1) | per seed |", "| --- | ---: | --- |"]
+    rows = []
     for name, value in statistics.items():
         scale = 1 if name.startswith(("tendency.", "truth.")) else 100
-        lines.append(f"| {name} | {scale * value['mean']:.2f} ± {scale * value['std']:.2f} | "
-                     + " ".join(f"{scale * v:.2f}" for v in value["values"]) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append([name, f"{scale * value['mean']:.2f} ± {scale * value['std']:.2f}",
+                     " ".join(f"{scale * v:.2f}" for v in value["values"])])
+    return markdown.table(["metric", "mean ± std (ddof 1)", "per seed"], rows, right=["mean ± std (ddof 1)"])
 
 
 def run_seeds(cache_dir, config, out, seeds, **run_options):
