@@ -13,9 +13,7 @@ import argparse
 import sys
 
 from cmnet_keras import cli
-from cmnet_keras.distribute import StrategyError
-from cmnet_keras.files import OutputError
-from cmnet_keras.training.ablation import TABLES
+from cmnet_keras.options import TABLES
 
 
 def main(argv=None):
@@ -30,6 +28,8 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="folder of the row runs and the table")
     args = parser.parse_args(argv)
     command = [sys.executable, "-m", "cmnet_keras.ablation", *(sys.argv[1:] if argv is None else argv)]
+    from cmnet_keras.distribute import StrategyError
+    from cmnet_keras.files import OutputError
     from cmnet_keras.training import ConfigMismatchError, RunDirError
     from cmnet_keras.training.ablation import run_ablation, table_rows
 

@@ -1,12 +1,16 @@
-"""Command-line options shared by the training commands (`train`, `ablation`)."""
+"""Command-line options shared by the training commands (`train`, `ablation`).
+
+The parsers are built from `cmnet_keras.options` alone: Keras and TensorFlow load after parsing.
+"""
 
 import os
 import sys
 import traceback
 import warnings
 
-from cmnet_keras import console, distribute
-from cmnet_keras.config import OPTIMIZERS, PRESETS, SAMPLERS, TENDENCY, get_config
+from cmnet_keras import console
+from cmnet_keras.options import (CLIP_SETS, COMPOSITES, OPTIMIZERS, PRESET_NAMES, SAMPLERS, STRATEGIES,
+                                 TENDENCY_NAMES)
 
 
 def add_ffe_weights_argument(parser):
@@ -24,7 +28,7 @@ def add_training_arguments(parser):
                              "(--composite), LOSO over the subjects of all")
     add_composite_arguments(parser)
     parser.add_argument("--data-dir", default="data", help="where the embedded dataset and its cache live")
-    parser.add_argument("--preset", default="demo", choices=sorted(PRESETS), help="model size preset")
+    parser.add_argument("--preset", default="demo", choices=PRESET_NAMES, help="model size preset")
     parser.add_argument("--epochs", type=int, help="epochs per fold (default: the preset's)")
     parser.add_argument("--batch-size", type=int, help="global batch size (default: the preset's)")
     parser.add_argument("--learning-rate", type=float, help="initial learning rate (default: the preset's)")
@@ -35,7 +39,7 @@ def add_training_arguments(parser):
     parser.add_argument("--sampler", choices=SAMPLERS, help="negative sampler of L_ID (Table 2)")
     parser.add_argument("--lambdas", type=float, nargs=3, metavar=("L_ID", "L_WRST", "L_C"),
                         help="loss weights of eq. 10, summing to 1 (Table 3)")
-    parser.add_argument("--tendency", choices=sorted(TENDENCY),
+    parser.add_argument("--tendency", choices=TENDENCY_NAMES,
                         help="tendency calibration: paper (the paper's L_Wrst and ICE) or calibrated (soft "
                              "Spearman + rank sum, k started in range, the ICE on the change from the onset "
                              "frame); default: the preset's")
@@ -49,7 +53,7 @@ def add_training_arguments(parser):
     parser.add_argument("--class-weight", choices=("balanced",),
                         help="weight each clip's L_C by scikit-learn's balanced class weights of the fold's "
                              "training labels (default: unweighted)")
-    parser.add_argument("--strategy", default="none", choices=distribute.STRATEGIES, help="tf.distribute strategy")
+    parser.add_argument("--strategy", default="none", choices=STRATEGIES, help="tf.distribute strategy")
     parser.add_argument("--mixed-precision", nargs="?", const="float16", choices=("float16", "bfloat16"),
                         help="mixed precision: float16 (the default of the bare flag; with loss scaling) or bfloat16")
     parser.add_argument("--checkpoint-every", type=int, default=5, metavar="E",
@@ -60,8 +64,6 @@ def add_training_arguments(parser):
 
 def add_composite_arguments(parser):
     """Adds the options of a composite of several caches (`cmnet_keras.data.composite`)."""
-    from cmnet_keras.data.composite import CLIP_SETS, COMPOSITES
-
     parser.add_argument("--composite", choices=COMPOSITES,
                         help="megc2019: the MEGC 2019 composite (CASME II + SAMM + SMIC-HS, 3 classes) of the "
                              "--cache folders; the default with several caches")
@@ -82,6 +84,8 @@ def add_cross_dataset_arguments(parser):
 
 def config_from_args(args):
     """CMNetConfig from the preset plus the given overrides (also checks `--seeds`)."""
+    from cmnet_keras.config import TENDENCY, get_config
+
     if args.seeds:
         from cmnet_keras.training.seeds import check_seeds
 
@@ -100,6 +104,8 @@ def config_from_args(args):
 
 def preset_label(preset, config):
     """The preset's name and the fields `config` changes in it besides the seed, e.g. "demo (clip_flip_rate=0.5)"."""
+    from cmnet_keras.config import get_config
+
     reference = get_config(preset).to_dict()
     changed = [f"{k}={v}" for k, v in config.to_dict().items() if k != "seed" and v != reference[k]]
     return preset + (f" ({', '.join(changed)})" if changed else "")

@@ -5,8 +5,9 @@ import json
 
 import keras
 
-from cmnet_keras.layers.negative_sampler import SAMPLERS, check_sampler
+from cmnet_keras.layers.negative_sampler import check_sampler
 from cmnet_keras.losses.total import check_lambdas
+from cmnet_keras.options import OPTIMIZERS, SAMPLERS
 from cmnet_keras.losses.tendency import TENDENCY_LOSSES, check_tendency_loss
 from cmnet_keras.losses.wilcoxon import P_MODES, TEMPERATURE_MODES, check_p_mode, check_temperature_mode
 from cmnet_keras.pretrained import check_resnet18
@@ -14,7 +15,6 @@ from cmnet_keras.pretrained import check_resnet18
 __all__ = ["ICE_INPUTS", "OPTIMIZERS", "P_MODES", "PRESETS", "SAMPLERS", "TEMPERATURE_MODES", "TENDENCY",
            "TENDENCY_LOSSES", "CMNetConfig", "get_config"]
 
-OPTIMIZERS = ("sgd", "adamw")
 ICE_INPUTS = ("frame", "difference")
 
 

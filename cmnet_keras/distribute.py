@@ -22,7 +22,7 @@ from pathlib import Path
 
 import keras
 
-STRATEGIES = ("none", "mirrored", "mirrored-cpu", "multiworker")
+from cmnet_keras.options import STRATEGIES
 
 
 class StrategyError(ValueError):

@@ -37,11 +37,7 @@ import shutil
 import sys
 import tempfile
 
-import keras
-import tensorflow as tf
-
 from cmnet_keras import files
-from cmnet_keras.config import CMNetConfig
 
 SIGNATURE_KEY = "serving_default"
 INPUT_NAME = "frames"
@@ -49,8 +45,8 @@ CLASS_NAMES_FILE = "class_names.txt"
 CONFIG_FILE = "cmnet_config.json"
 
 
-class ServingModule(tf.Module):
-    """Wraps a Keras CMNet in the `serving_default` signature (see the module docstring).
+def serving_module(model, config, asset_dir):
+    """A `tf.Module` wrapping a Keras CMNet in the `serving_default` signature (see the module docstring).
 
     Only the model's own variables are tracked (as ExportArchive does), not
     the model object, so optimizer and metric state stay out of the export.
@@ -60,29 +56,29 @@ class ServingModule(tf.Module):
         config: its CMNetConfig.
         asset_dir: folder holding the asset files, tracked into the SavedModel.
     """
+    import tensorflow as tf
 
-    def __init__(self, model, config, asset_dir):
-        super().__init__(name="cmnet_serving")
-        self.model_variables = list(model.variables)
-        self.class_names = tf.constant(list(config.class_names))
-        self.class_names_file = tf.saved_model.Asset(os.path.join(asset_dir, CLASS_NAMES_FILE))
-        self.config_file = tf.saved_model.Asset(os.path.join(asset_dir, CONFIG_FILE))
-        spec = tf.TensorSpec([None, config.num_frames, config.image_size, config.image_size, 3], tf.uint8,
-                             name=INPUT_NAME)
-        class_names = self.class_names
+    module = tf.Module(name="cmnet_serving")
+    module.model_variables = list(model.variables)
+    module.class_names = class_names = tf.constant(list(config.class_names))
+    module.class_names_file = tf.saved_model.Asset(os.path.join(asset_dir, CLASS_NAMES_FILE))
+    module.config_file = tf.saved_model.Asset(os.path.join(asset_dir, CONFIG_FILE))
+    spec = tf.TensorSpec([None, config.num_frames, config.image_size, config.image_size, 3], tf.uint8,
+                         name=INPUT_NAME)
 
-        def serve(frames):
-            outputs = model({"frames": frames}, training=False)
-            probs = tf.cast(outputs["probs"], tf.float32)
-            class_index = tf.argmax(probs, axis=-1, output_type=tf.int32)
-            return {
-                "probs": probs,
-                "class_index": class_index,
-                "class_name": tf.gather(class_names, class_index),
-                "intensity": tf.cast(outputs["intensity"], tf.float32),
-            }
+    def serve(frames):
+        outputs = model({"frames": frames}, training=False)
+        probs = tf.cast(outputs["probs"], tf.float32)
+        class_index = tf.argmax(probs, axis=-1, output_type=tf.int32)
+        return {
+            "probs": probs,
+            "class_index": class_index,
+            "class_name": tf.gather(class_names, class_index),
+            "intensity": tf.cast(outputs["intensity"], tf.float32),
+        }
 
-        self.serve = tf.function(serve, input_signature=[spec])
+    module.serve = tf.function(serve, input_signature=[spec])
+    return module
 
 
 def export_saved_model(model, out="saved_models", name="cmnet", version=1, overwrite=False):
@@ -98,6 +94,11 @@ def export_saved_model(model, out="saved_models", name="cmnet", version=1, overw
     Returns:
         pathlib.Path of the version folder.
     """
+    import keras
+    import tensorflow as tf
+
+    from cmnet_keras.config import CMNetConfig
+
     if keras.backend.backend() != "tensorflow":
         raise ValueError(f"SavedModel export needs KERAS_BACKEND=tensorflow, got {keras.backend.backend()!r}")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
@@ -118,7 +119,7 @@ def export_saved_model(model, out="saved_models", name="cmnet", version=1, overw
         with tempfile.TemporaryDirectory() as asset_dir:
             pathlib.Path(asset_dir, CLASS_NAMES_FILE).write_text("\n".join(config.class_names) + "\n")
             pathlib.Path(asset_dir, CONFIG_FILE).write_text(config.to_json() + "\n")
-            module = ServingModule(model, config, asset_dir)
+            module = serving_module(model, config, asset_dir)
             tf.saved_model.save(module, str(staging), signatures={SIGNATURE_KEY: module.serve})
         files.make_readable_as_umask(staging)  # mkdtemp made it 0700: TF Serving may run as another user
         if target.exists():
@@ -158,6 +159,8 @@ def main(argv=None):
     parser.add_argument("--overwrite", action="store_true", help="replace an existing version")
     args = parser.parse_args(argv)
     try:
+        import keras
+
         import cmnet_keras.models  # noqa: F401 (registers CMNet for load_model)
 
         if not pathlib.Path(args.model).is_file():

@@ -16,16 +16,16 @@ Exit codes: 0 done, 2 bad input (a one-line error naming the run or field), 1 a 
 
 import argparse
 
-from cmnet_keras import reports
-from cmnet_keras.training.merge import merge_runs
-from cmnet_keras.training.run_dir import ConfigMismatchError
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m cmnet_keras.merge", description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="run directories of `cmnet_keras.train`")
     parser.add_argument("--out", required=True, help="folder for the merged results")
     args = parser.parse_args(argv)
+    from cmnet_keras import reports
+    from cmnet_keras.training.merge import merge_runs
+    from cmnet_keras.training.run_dir import ConfigMismatchError
+
     try:
         results = merge_runs(args.runs, args.out)
     except (ConfigMismatchError, OSError, ValueError) as error:

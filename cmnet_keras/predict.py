@@ -32,9 +32,7 @@ import os
 import pathlib
 import sys
 
-from cmnet_keras import cli, inference, optional
-
-cv2 = optional.require("cv2")
+from cmnet_keras import cli
 
 EXIT_OK, EXIT_FATAL = 0, 2
 
@@ -62,6 +60,9 @@ def main(argv=None):
         parser.error("--stride needs --window")
     if args.window is not None and args.request is not None:
         parser.error("--request needs a single clip, not --window")
+    from cmnet_keras import inference, optional
+
+    cv2 = optional.require("cv2")
     out = args.out or os.path.join("runs", "predict", pathlib.Path(args.input).stem)
     options = {"face_model": args.face_model, "onset": args.onset, "offset": args.offset, "fps": args.fps}
     try:

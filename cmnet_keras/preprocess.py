@@ -16,16 +16,14 @@ Exit codes:
 import argparse
 import sys
 
-from cmnet_keras.data import cache, readers
-from cmnet_keras.data.preprocessing import preprocess_dataset
-from cmnet_keras.data.truth import attach_truth, read_truth_table
+from cmnet_keras.options import DATASETS, SMIC_SUBSETS
 
 EXIT_OK, EXIT_FATAL, EXIT_SOME_FAILED = 0, 2, 3
 
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m cmnet_keras.preprocess", description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", required=True, choices=readers.DATASETS)
+    parser.add_argument("--dataset", required=True, choices=DATASETS)
     parser.add_argument("--root", required=True,
                         help="dataset folder, or its annotation sheet where the folder holds several "
                              "(manifest: the CSV or its folder)")
@@ -33,7 +31,7 @@ def build_parser():
                         "(default: the first with the required columns; the summary names it)")
     parser.add_argument("--paper-clips", action="store_true",
                         help="casme2: leave out sub09/EP02_02f, the clip the paper's 246 (happiness 32) lack")
-    parser.add_argument("--smic-subset", choices=readers.SMIC_SUBSETS, type=str.upper,
+    parser.add_argument("--smic-subset", choices=SMIC_SUBSETS, type=str.upper,
                         help="smic: the camera subset, found by a path component of that name (default HS)")
     parser.add_argument("--out", required=True, help="cache folder to write")
     parser.add_argument("--cropped", action="store_true", help="use the release's cropped faces: no face alignment")
@@ -64,6 +62,10 @@ def main(argv=None):
         parser.error(f"--frames must be >= 2, got {args.frames}")
     if args.limit is not None and args.limit < 1:
         parser.error(f"--limit must be >= 1, got {args.limit}")
+    from cmnet_keras.data import cache, readers
+    from cmnet_keras.data.preprocessing import preprocess_dataset
+    from cmnet_keras.data.truth import attach_truth, read_truth_table
+
     try:
         spec = readers.read_dataset(args.dataset, args.root, cropped=args.cropped, worksheet=args.sheet,
                                     paper_clips=args.paper_clips, smic_subset=args.smic_subset,

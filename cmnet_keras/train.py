@@ -22,8 +22,6 @@ import argparse
 import sys
 
 from cmnet_keras import cli
-from cmnet_keras.distribute import StrategyError, is_chief
-from cmnet_keras.files import OutputError
 
 
 def main(argv=None):
@@ -41,6 +39,8 @@ def main(argv=None):
         config = cli.config_from_args(args)
     except ValueError as error:
         parser.error(str(error))
+    from cmnet_keras.distribute import StrategyError, is_chief
+    from cmnet_keras.files import OutputError
     from cmnet_keras.training import ConfigMismatchError, RunDirError, run_loso, train_final_model
     from cmnet_keras.training.seeds import run_seeds
 

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from cmnet_keras import files, preprocess
+from cmnet_keras.data.preprocessing import preprocess_dataset
 from cmnet_keras.data import cache, readers, temporal
 from fixtures import casme2_table, run_preprocess, write_casme2_tree, write_video
 
@@ -109,7 +110,7 @@ def test_interrupted_run_resumes(casme2_tree, tmp_path, monkeypatch):
     truncated.write_bytes(truncated.read_bytes()[:100])
 
     spec = readers.read_dataset("casme2", root, cropped=True)
-    report = preprocess.preprocess_dataset(spec, out, SIZE, FRAMES, cropped=True, progress=False)
+    report = preprocess_dataset(spec, out, SIZE, FRAMES, cropped=True, progress=False)
     assert report.skipped == ["sub01/EP02_01f"]
     assert report.processed == ["sub01/EP19_03f", "sub02/EP11_01", "sub04/EP12_01f", "sub26/EP07_28"]
     assert [name for name, _ in report.reprocessed] == ["sub01/EP19_03f"]
@@ -122,7 +123,7 @@ def test_interrupted_run_resumes(casme2_tree, tmp_path, monkeypatch):
         assert cache.read_sidecar(out, row["file"])["record"] == row
 
     # A third run has nothing left to do.
-    again = preprocess.preprocess_dataset(spec, out, SIZE, FRAMES, cropped=True, progress=False)
+    again = preprocess_dataset(spec, out, SIZE, FRAMES, cropped=True, progress=False)
     assert (len(again.processed), len(again.skipped)) == (0, 5)
     pd.testing.assert_frame_equal(cache.read_index(out), index)
 

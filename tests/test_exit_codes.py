@@ -91,10 +91,11 @@ def test_a_bug_is_exit_code_1_with_its_traceback(command, tmp_path):
     assert "Traceback" in done.stderr and "ZeroDivisionError: injected bug" in done.stderr
 
 
-def test_tuner_without_its_extra_is_one_line_naming_it(monkeypatch, capsys):
+def test_tuner_without_its_extra_is_one_line_naming_it(monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(sys.modules, "keras_tuner", None)  # as if not installed
     monkeypatch.delitem(sys.modules, "tuning.search")
-    assert grid.main(["--help"]) == 2
+    assert grid.main(["--embedded", "--out", str(tmp_path / "search")]) == 2
+    assert not (tmp_path / "search").exists()
     err = capsys.readouterr().err
     assert err.startswith("error: No module named 'keras_tuner'") and '".[tuning]"' in err
     assert len(err.strip().splitlines()) == 1

@@ -73,9 +73,9 @@ import sys
 
 
 
-def _parser(objectives):
+def _parser():
     from cmnet_keras.cli import add_composite_arguments, add_ffe_weights_argument
-    from cmnet_keras.config import PRESETS
+    from cmnet_keras.options import OBJECTIVES, PRESET_NAMES
 
     parser = argparse.ArgumentParser(prog="python -m tuning.grid", description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
@@ -86,7 +86,7 @@ def _parser(objectives):
                         help="the embedded real-face dataset (generated and preprocessed on first use)")
     add_composite_arguments(parser)
     parser.add_argument("--data-dir", default="data", help="where the embedded dataset and its cache live")
-    parser.add_argument("--preset", default="demo", choices=sorted(PRESETS), help="model size preset")
+    parser.add_argument("--preset", default="demo", choices=PRESET_NAMES, help="model size preset")
     parser.add_argument("--epochs", type=int, help="epochs per fold (default: the preset's)")
     add_ffe_weights_argument(parser)
     parser.add_argument("--step", type=float, default=0.1, help="grid step of λ1 and λ2 (default 0.1)")
@@ -94,7 +94,7 @@ def _parser(objectives):
     folds.add_argument("--folds", help="fold numbers, e.g. 0-3 or 0,2,5-7 (default: all)")
     folds.add_argument("--max-folds", type=int, help="only the first N folds")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw and the data order")
-    parser.add_argument("--objective", default="nested", choices=sorted(objectives),
+    parser.add_argument("--objective", default="nested", choices=sorted(OBJECTIVES),
                         help="nested (default): score on validation subjects drawn from each outer fold's training "
                              "subjects; loso-test: the paper's procedure, scored on the held-out test subjects")
     parser.add_argument("--validation-subjects", type=int, default=1,
@@ -127,16 +127,16 @@ def main(argv=None):
     `cmnet_keras.train`); errors while training propagate (exit code 1 through
     `cmnet_keras.cli.exit_on_error`).
     """
+    parser = _parser()
+    args = parser.parse_args(argv)
     from cmnet_keras import cli, optional
     from cmnet_keras.data.cache import CacheLockedError
 
     try:  # the [tuning] extra: a one-line error naming it
-        from tuning.search import OBJECTIVE, OBJECTIVES, TENSORBOARD, is_worker, run_search
+        from tuning.search import OBJECTIVE, TENSORBOARD, is_worker, run_search
     except ImportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    parser = _parser(OBJECTIVES)
-    args = parser.parse_args(argv)
     try:
         optional.require(TENSORBOARD)
         from cmnet_keras.config import get_config

@@ -16,16 +16,13 @@ import pandas as pd
 
 from cmnet_keras import files, markdown, optional, reports
 from cmnet_keras.config import CMNetConfig
+from cmnet_keras.options import OBJECTIVES
 from cmnet_keras.training.run_dir import check_settings
 
 kt = optional.require("keras_tuner")
 
 HP_NAME = "lambdas"
 OBJECTIVE = "score"
-OBJECTIVES = {
-    "nested": "mean accuracy on validation subjects drawn from each outer fold's training subjects",
-    "loso-test": "LOSO accuracy on the held-out test subjects: SELECTED ON THE TEST SUBJECTS (the paper's procedure)",
-}
 SCORED_ON = {"nested": "the validation subjects, never the fold's test subject", "loso-test": "the test subject"}
 EXTRA_SCORES = ("f1", "pooled_uf1")  # shown in the tables when the objective returns them
 TIE_METRIC = "pooled_uf1"

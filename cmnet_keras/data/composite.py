@@ -36,11 +36,10 @@ import pandas as pd
 
 from cmnet_keras import files
 from cmnet_keras.data import cache
+from cmnet_keras.options import CLIP_SETS, COMPOSITES
 
-COMPOSITES = ("megc2019",)
 CLASS_NAMES = ("negative", "positive", "surprise")
 DATASETS = ("casme2", "samm", "smic")
-CLIP_SETS = ("challenge", "table")
 LIST_FILE = pathlib.Path(__file__).with_name("megc2019_composite.csv")
 LIST_COLUMNS = ("dataset", "subject", "clip", "label")
 MISSING_FILE = "missing_clips.csv"  # the list clips not found, in the composite's folder

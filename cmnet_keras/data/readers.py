@@ -21,6 +21,7 @@ import re
 import warnings
 
 from cmnet_keras.data import media, sheets
+from cmnet_keras.options import DATASETS, SMIC_SUBSETS
 
 CLASS_SETS = {
     "casme2": ("disgust", "happiness", "repression", "surprise", "others"),
@@ -34,9 +35,7 @@ OTHER_EMOTIONS = {
     "smic": (),
 }
 EMOTION_ALIASES = {"other": "others", "happy": "happiness", "surprised": "surprise", "disgusted": "disgust"}
-DATASETS = ("casme2", "samm", "smic", "manifest")
 SEARCH_DEPTH = 2
-SMIC_SUBSETS = ("HS", "NIR", "VIS")  # the cameras of SMIC; the paper uses HS
 # Clips per class in the paper (Sec. Experiments, Datasets); SMIC: its HS subset.
 PAPER_COUNTS = {
     "casme2": {"disgust": 63, "happiness": 32, "repression": 27, "surprise": 25, "others": 99},

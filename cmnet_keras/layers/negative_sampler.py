@@ -4,8 +4,8 @@ import keras
 from keras import ops
 
 from cmnet_keras.layers import replica_random
+from cmnet_keras.options import SAMPLERS
 
-SAMPLERS = ("deterministic", "random", "probabilistic")
 
 
 def check_sampler(mode):

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from cmnet_keras import files, markdown
 from cmnet_keras.config import SAMPLERS, TENDENCY
+from cmnet_keras.options import TABLES
 from cmnet_keras.training.seeds import PAIRED_METRICS, check_seeds, paired_test, run_seeds, seed_statistics
 
-TABLES = ("sampler", "losses", "tendency")
 REFERENCE_ROWS = {"losses": "lc_id_wrst", "tendency": "baseline"}  # Table 2's: the base config's sampler
 
 

@@ -1,0 +1,49 @@
+"""`--help` of every command answers without TensorFlow, Keras, JAX, PyTorch, mediapipe or OpenCV.
+
+Importing any of them takes seconds; with them refused, each command still
+prints its usage and exits 0, so its parser is built from light modules
+(`cmnet_keras.options`) and the heavy ones load after parsing.
+"""
+
+import subprocess
+import sys
+
+import pytest
+
+from cmnet_keras import config, options
+
+COMMANDS = ["cmnet_keras.train", "cmnet_keras.preprocess", "cmnet_keras.ablation", "cmnet_keras.merge",
+            "cmnet_keras.export", "cmnet_keras.predict", "tuning.grid"]
+HEAVY = ("tensorflow", "keras", "jax", "torch", "mediapipe", "cv2")
+REFUSING_HEAVY_IMPORTS = f"""
+import importlib.abc, runpy, sys
+
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {HEAVY!r}:
+            raise ImportError(f"{{name}} imported before parsing")
+
+sys.meta_path.insert(0, Refuse())
+sys.argv = sys.argv[1:]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", COMMANDS)
+def test_help_without_heavy_imports(module):
+    done = subprocess.run([sys.executable, "-c", REFUSING_HEAVY_IMPORTS, module, "--help"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"usage: python -m {module}"), done.stdout
+
+
+def test_refused_imports_are_refused():
+    done = subprocess.run([sys.executable, "-c", REFUSING_HEAVY_IMPORTS, "cmnet_keras.models", "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "keras imported before parsing" in done.stderr
+
+
+def test_option_names_are_those_of_the_definitions():
+    assert list(options.PRESET_NAMES) == sorted(config.PRESETS)
+    assert list(options.TENDENCY_NAMES) == sorted(config.TENDENCY)
