@@ -137,22 +137,27 @@ def test_broken_sheet_is_a_clear_cli_error(casme2_tree, tmp_path, capsys):
     assert "CASME2-coding-20140508.xlsx" in err and "['offset']" in err
 
 
+def _resize_frame(path, side):
+    """Rewrites a frame as a valid image of another size: its clip fails in processing."""
+    cv2.imwrite(str(path), cv2.resize(cv2.imread(str(path)), (side, side)))
+
+
 def test_failed_clip_is_named_and_others_go_on(casme2_tree, tmp_path, capsys):
     root, _ = casme2_tree
-    (root / "Cropped/sub02/EP11_01/reg_img16.png").write_bytes(b"not an image")  # its onset frame
+    _resize_frame(root / "Cropped/sub02/EP11_01/reg_img16.png", 10)  # its onset frame
     out = tmp_path / "cache"
     assert run_cli(root, out) == preprocess.EXIT_SOME_FAILED
     printed = capsys.readouterr().out
     assert "failed: 1 (0 rows or folders not usable, 1 clips failed in processing)" in printed
-    assert "sub02/EP11_01: Unreadable or corrupt frame:" in printed and "reg_img16.png" in printed
+    assert "sub02/EP11_01:" in printed and "frames differ in size" in printed and "reg_img16.png 10x10" in printed
     assert "sub02/EP11_01" not in set(cache.read_index(out).subject + "/" + cache.read_index(out).clip_id)
     assert len(cache.read_index(out)) == 4
 
 
 def test_exit_code_when_everything_failed(casme2_tree, tmp_path):
     root, _ = casme2_tree
-    for frame in (root / "Cropped").rglob("*.png"):
-        frame.write_bytes(b"broken")
+    for folder in (root / "Cropped").glob("*/*"):
+        _resize_frame(min(folder.glob("*.png"), key=lambda p: int(p.stem.split("img")[-1])), 10)
     assert run_cli(root, tmp_path / "cache") == preprocess.EXIT_SOME_FAILED
     assert len(cache.read_index(tmp_path / "cache")) == 0
 
