@@ -197,7 +197,7 @@ PRESETS = {
         ice_dim=32,
         lstm_units=64,
         # AdamW, not SGD, and no clip flips: chosen on validation subjects drawn from
-        # the training subjects (bench/epoch_curves.py, README "Results of the demo").
+        # the training subjects (bench/epoch_curves.py, docs/results.md).
         optimizer="adamw",
         learning_rate=1e-3,
         lr_halve_every_epochs=30,

@@ -43,7 +43,7 @@ PAPER_COUNTS = {
     "smic": {"negative": 70, "positive": 51, "surprise": 43},
 }
 # The clip of the CASME II sheet that the paper's 246 clips (happiness 32) leave out, and the evidence
-# (README, "Sheets, subsets and the paper's clip sets").
+# (docs/datasets.md, "Sheets, subsets and the paper's clip sets").
 PAPER_LEFT_OUT = {
     "casme2": {("sub09", "EP02_02f"): "happiness, apex not annotated; the one happiness clip that the MEGC 2019 "
                                       "composite list and earlier works' 246-clip sets leave out"},
