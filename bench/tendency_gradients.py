@@ -108,9 +108,9 @@ def main(argv=None):
         model.fit(fold.train, initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps, verbose=0, shuffle=False)
         records.append({"epoch": epoch + 1, **probe(model, batches)})
         print(line(records[-1]), flush=True)
-    if args.out:
-        write_json(args.out, {"machine": machine(), "tendency": args.tendency, "config": config.to_dict(),
-                              "records": records})
+        if args.out:  # after every epoch: a stopped run keeps what it measured
+            write_json(args.out, {"machine": machine(), "tendency": args.tendency, "config": config.to_dict(),
+                                  "records": records})
 
 
 if __name__ == "__main__":
