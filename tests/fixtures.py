@@ -290,3 +290,35 @@ def write_synthetic_cache(folder, subjects, clips_per_subject=2, seed=0):
             records.append(record)
     cache.write_index(folder, records)
     return folder
+
+
+# A three-clip cropped CASME II tree whose frames have known colours, for the bad-input tests.
+BAD_INPUT_ROWS = ["EP02_01f", "EP11_01", "EP07_28"]  # sub01 46..86, sub02 16..106, sub26 31..71
+
+
+def frame_rgb(n):
+    """The colour of frame number n in `write_bad_input_tree`."""
+    return (n % 256, (7 * n) % 256, 200 - n % 100)
+
+
+def bad_input_table():
+    """The sheet rows of `BAD_INPUT_ROWS`."""
+    return casme2_table().set_index("filename").loc[BAD_INPUT_ROWS].reset_index()
+
+
+def write_bad_input_tree(root, suffix=".png"):
+    """The cropped CASME II tree of `BAD_INPUT_ROWS`, frames coloured by `frame_rgb`; returns `root`."""
+    write_casme2_tree(root, bad_input_table(), cropped=True, suffix=suffix, value=frame_rgb)
+    return root
+
+
+def rewrite_sheet(root, frame):
+    """Replaces the tree's CASME II sheet with `frame`."""
+    frame.to_excel(root / "CASME2-coding-20140508.xlsx", index=False)
+
+
+def onset_after_offset(root):
+    """Makes the second clip's sheet row give its onset after its offset."""
+    bad = bad_input_table()
+    bad.loc[1, ["onset", "offset"]] = [106, 16]
+    rewrite_sheet(root, casme2_sheet_frame(bad))

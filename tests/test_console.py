@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from test_readers import write_casme2_tree
+from fixtures import write_casme2_tree
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # What TensorFlow's and mediapipe's C++ logging prints (seen on this machine before the change).

@@ -10,7 +10,7 @@ import pytest
 
 from cmnet_keras import preprocess
 from cmnet_keras.data import cache, readers
-from test_readers import SMIC_CLIPS, read_quietly, write_casme2_tree, write_samm_tree, write_smic_tree
+from fixtures import SMIC_CLIPS, read_quietly, write_casme2_tree, write_samm_tree, write_smic_tree
 
 APPLEDOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00" + b"Mac OS X        " + bytes(4072)  # 4096 bytes
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from cmnet_keras import ablation, export, merge, predict, preprocess, train
-from test_preprocess_bad_input import onset_after_offset, run, write_tree
+from fixtures import onset_after_offset, run_preprocess, write_bad_input_tree
 from tuning import grid
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -52,10 +52,10 @@ def test_bad_argument_is_exit_code_2(command, tmp_path, capsys):
 
 
 def test_some_clips_failed_is_exit_code_3(tmp_path, capsys):
-    root = write_tree(tmp_path / "casme2")
+    root = write_bad_input_tree(tmp_path / "casme2")
     onset_after_offset(root)
     with pytest.warns(UserWarning):
-        assert run(root, tmp_path / "cache") == 3
+        assert run_preprocess(root, tmp_path / "cache") == 3
 
 
 # module, the function its main calls (replaced by one that raises an error no command expects), its arguments

@@ -17,29 +17,13 @@ import pytest
 
 from cmnet_keras import preprocess
 from cmnet_keras.data import cache
-from fixtures import casme2_sheet_frame, casme2_table, run_preprocess, write_casme2_tree
+from fixtures import bad_input_table as table
+from fixtures import casme2_sheet_frame, frame_rgb, onset_after_offset, rewrite_sheet, run_preprocess
+from fixtures import write_bad_input_tree as write_tree
 
 SIZE = 8
-ROWS = ["EP02_01f", "EP11_01", "EP07_28"]  # sub01 46..86, sub02 16..106, sub26 31..71
 BAD, BAD_FOLDER, ONSET_FRAME = "sub02/EP11_01", "Cropped/sub02/EP11_01", "reg_img16"
 GOOD = ["sub01/EP02_01f", "sub26/EP07_28"]
-
-
-def frame_rgb(n):
-    return (n % 256, (7 * n) % 256, 200 - n % 100)
-
-
-def table():
-    return casme2_table().set_index("filename").loc[ROWS].reset_index()
-
-
-def write_tree(root, suffix=".png"):
-    write_casme2_tree(root, table(), cropped=True, suffix=suffix, value=frame_rgb)
-    return root
-
-
-def rewrite_sheet(root, frame):
-    frame.to_excel(root / "CASME2-coding-20140508.xlsx", index=False)
 
 
 def onset_image(n=16, size=8):
@@ -59,12 +43,6 @@ def video_without_frames(root):
     folder.rmdir()
     writer = cv2.VideoWriter(str(folder.with_suffix(".mp4")), cv2.VideoWriter_fourcc(*"mp4v"), 25, (8, 8))
     writer.release()  # a container with no frame
-
-
-def onset_after_offset(root):
-    bad = table()
-    bad.loc[1, ["onset", "offset"]] = [106, 16]
-    rewrite_sheet(root, casme2_sheet_frame(bad))
 
 
 def frame_cell_not_a_number(root):

@@ -54,7 +54,7 @@ import cv2
 import pytest
 
 import cmnet_keras
-from test_readers import write_casme2_tree, write_frames, write_samm_tree, write_smic_subsets
+from fixtures import write_casme2_tree, write_frames, write_samm_tree, write_smic_subsets
 
 REPO = pathlib.Path(cmnet_keras.__file__).resolve().parents[1]
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
