@@ -41,7 +41,7 @@ def main(argv=None):
     parser.add_argument("--last", type=int, default=5, help="epochs averaged in the last line")
     args = parser.parse_args(argv)
 
-    from cmnet_keras.data.embedded import ensure_embedded_cache
+    from cmnet_keras.embedded_cache import ensure_embedded_cache
     from cmnet_keras.training import loso
     from cmnet_keras.config import get_config
     from cmnet_keras.data.folds import loso_folds

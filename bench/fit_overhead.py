@@ -112,7 +112,7 @@ def main(argv=None):
     if args.epochs < 2 or args.folds < 1:
         parser.error(f"need epochs >= 2 and folds >= 1, got {args.epochs}, {args.folds}")
 
-    from cmnet_keras.data.embedded import ensure_embedded_cache
+    from cmnet_keras.embedded_cache import ensure_embedded_cache
     from cmnet_keras.training import loso, run_dir
     from cmnet_keras.config import get_config
     from cmnet_keras.data.folds import loso_folds
