@@ -55,7 +55,7 @@ def main(argv=None):
     histories, compiled = [], {}
     with tempfile.TemporaryDirectory() as out:
         folds = loso_folds(cache_dir, batch_size=config.batch_size, seed=config.seed,
-                           validation_subjects=args.validation_subjects)
+                           validation_subjects=args.validation_subjects, epochs=range(config.epochs))
         for number, fold in zip(range(args.folds), folds):
             result = loso.train_fold(fold, number, Path(out) / f"{number:02d}", cache_dir, config, verbose=0,
                                       checkpoint_every=args.epochs, compiled=compiled)

@@ -126,7 +126,7 @@ def main(argv=None):
     rows, compiled = [], {}
     seeds = python_seeds_only() if args.python_seeds_only else contextlib.nullcontext()
     with tempfile.TemporaryDirectory() as out, patches(args.patch), seeds:
-        folds = loso_folds(cache_dir, batch_size=config.batch_size, seed=config.seed)
+        folds = loso_folds(cache_dir, batch_size=config.batch_size, seed=config.seed, epochs=range(config.epochs))
         for number, fold in zip(range(args.folds), folds):
             events.clear()
             start, cpu = time.perf_counter(), cpu_seconds()
