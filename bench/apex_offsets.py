@@ -76,7 +76,7 @@ def read_table(path, source):
 
 def read_embedded(folder, seed):
     """The embedded dataset's clips (true apex) from `folder`, or from a temporary generated copy."""
-    from cmnet_keras.data.embedded import MANIFEST, generate_embedded_dataset
+    from cmnet_keras.data.generator.dataset import MANIFEST, generate_embedded_dataset
 
     if folder is not None:
         manifest = pathlib.Path(folder) / MANIFEST

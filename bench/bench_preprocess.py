@@ -89,7 +89,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from cmnet_keras.assets import pyfeat_test_data_dir
-    from cmnet_keras.data.embedded import generate_embedded_dataset
+    from cmnet_keras.data.generator.dataset import generate_embedded_dataset
 
     video = pyfeat_test_data_dir() / "single_face.mp4"
     rows = []

@@ -41,7 +41,7 @@ def main(argv=None):
     parser.add_argument("--last", type=int, default=5, help="epochs averaged in the last line")
     args = parser.parse_args(argv)
 
-    from cmnet_keras.data.embedded import ensure_embedded_cache
+    from cmnet_keras.embedded_cache import ensure_embedded_cache
     from cmnet_keras.training import loso
     from cmnet_keras.config import get_config
     from cmnet_keras.data.folds import loso_folds
@@ -55,7 +55,7 @@ def main(argv=None):
     histories, compiled = [], {}
     with tempfile.TemporaryDirectory() as out:
         folds = loso_folds(cache_dir, batch_size=config.batch_size, seed=config.seed,
-                           validation_subjects=args.validation_subjects)
+                           validation_subjects=args.validation_subjects, epochs=range(config.epochs))
         for number, fold in zip(range(args.folds), folds):
             result = loso.train_fold(fold, number, Path(out) / f"{number:02d}", cache_dir, config, verbose=0,
                                       checkpoint_every=args.epochs, compiled=compiled)

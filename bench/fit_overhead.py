@@ -112,7 +112,7 @@ def main(argv=None):
     if args.epochs < 2 or args.folds < 1:
         parser.error(f"need epochs >= 2 and folds >= 1, got {args.epochs}, {args.folds}")
 
-    from cmnet_keras.data.embedded import ensure_embedded_cache
+    from cmnet_keras.embedded_cache import ensure_embedded_cache
     from cmnet_keras.training import loso, run_dir
     from cmnet_keras.config import get_config
     from cmnet_keras.data.folds import loso_folds
@@ -126,7 +126,7 @@ def main(argv=None):
     rows, compiled = [], {}
     seeds = python_seeds_only() if args.python_seeds_only else contextlib.nullcontext()
     with tempfile.TemporaryDirectory() as out, patches(args.patch), seeds:
-        folds = loso_folds(cache_dir, batch_size=config.batch_size, seed=config.seed)
+        folds = loso_folds(cache_dir, batch_size=config.batch_size, seed=config.seed, epochs=range(config.epochs))
         for number, fold in zip(range(args.folds), folds):
             events.clear()
             start, cpu = time.perf_counter(), cpu_seconds()

@@ -77,7 +77,7 @@ def main(argv=None):
     parser.add_argument("--probe-batches", type=int, default=4)
     parser.add_argument("--out", help="JSON file for the records")
     args = parser.parse_args(argv)
-    from cmnet_keras.data.embedded import ensure_embedded_cache
+    from cmnet_keras.embedded_cache import ensure_embedded_cache
     from cmnet_keras.data.folds import loso_folds
     from cmnet_keras.models import build_cmnet
     from cmnet_keras.training import loso

@@ -67,7 +67,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS))
     args = parser.parse_args(argv)
-    from cmnet_keras.data.embedded import ensure_embedded_cache
+    from cmnet_keras.embedded_cache import ensure_embedded_cache
     from cmnet_keras.training import run_loso
 
     out, rows = pathlib.Path(args.out), {}

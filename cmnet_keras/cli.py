@@ -142,7 +142,7 @@ def prepare_run(parser, args, config):
     """
     from cmnet_keras.data.cache import CacheLockedError
     from cmnet_keras.data.cache_fit import check_config_fits
-    from cmnet_keras.data.embedded import ensure_embedded_cache
+    from cmnet_keras.embedded_cache import ensure_embedded_cache
     from cmnet_keras.pretrained import check_ffe_weights
 
     try:

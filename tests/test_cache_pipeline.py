@@ -241,7 +241,7 @@ def test_read_index_keeps_zero_padded_subjects(tmp_path):
 @pytest.mark.slow
 def test_aligned_preprocess_on_real_faces(tmp_path, pyfeat_data, face_model, capsys):
     """End to end on real faces: the embedded generator's CASME II tree, aligned, apex estimated."""
-    from cmnet_keras.data.embedded import MANIFEST, generate_embedded_dataset
+    from cmnet_keras.data.generator.dataset import MANIFEST, generate_embedded_dataset
 
     root = generate_embedded_dataset(tmp_path / "embedded", seed=0, num_subjects=1, clips_per_subject=4,
                                      frame_size=128, missing_apex_rate=1.0, data_dir=pyfeat_data,

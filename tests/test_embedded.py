@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from cmnet_keras.data import media
-from cmnet_keras.data.embedded import generate_embedded_dataset, main
+from cmnet_keras.data.embedded import main
+from cmnet_keras.data.generator.dataset import generate_embedded_dataset
 from cmnet_keras.data.face import FaceAligner
 
 COLUMNS = ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Action Units",

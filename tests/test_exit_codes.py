@@ -62,7 +62,7 @@ def test_some_clips_failed_is_exit_code_3(tmp_path, capsys):
 BUGS = {
     "cmnet_keras.train": ("cmnet_keras.cli", "config_from_args", ["--out", "x"]),
     "cmnet_keras.ablation": ("cmnet_keras.cli", "config_from_args", ["--table", "losses", "--out", "x"]),
-    "tuning.grid": ("cmnet_keras.data.embedded", "ensure_embedded_cache", ["--embedded", "--out", "x"]),
+    "tuning.grid": ("cmnet_keras.embedded_cache", "ensure_embedded_cache", ["--embedded", "--out", "x"]),
     "cmnet_keras.preprocess": ("cmnet_keras.data.readers", "read_dataset", ["--dataset", "casme2", "--root", ".",
                                                                             "--out", "x"]),
     "cmnet_keras.export": ("keras.models", "load_model", ["README.md"]),

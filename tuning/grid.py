@@ -141,7 +141,7 @@ def main(argv=None):
         optional.require(TENSORBOARD)
         from cmnet_keras.config import get_config
         from cmnet_keras.data.cache import cache_fingerprint
-        from cmnet_keras.data.embedded import ensure_embedded_cache
+        from cmnet_keras.embedded_cache import ensure_embedded_cache
         from cmnet_keras.training import config_for_cache
 
         overrides = {"seed": args.seed, "ffe_weights": args.ffe_weights}

@@ -17,7 +17,10 @@ class LOSOFold:
 
     `CMNet.fit(fold)` trains on `train` (validating on `validation`, drawn from
     training subjects only, or None); `CMNet.evaluate(fold)` tests on `test`;
-    both first call `check_config` with the model's config.
+    both first call `check_config` with the model's config. `epochs` is None
+    where `train` is one pass over the training clips, reshuffled on every
+    iteration, else the epoch numbers whose passes `train` holds in a row
+    (`pipeline.make_epochs_dataset`; None where the range is empty).
     """
 
     subject: str
@@ -28,6 +31,7 @@ class LOSOFold:
     test_index: pd.DataFrame = None
     validation_index: pd.DataFrame = None
     cache_dir: str = None
+    epochs: range = None
 
     def check_config(self, config):
         """Raises `cache_fit.CacheMismatchError` unless `config`'s image size and frames are the cache's."""
@@ -61,7 +65,7 @@ def fold_seed(seed, fold_number, *extra):
 
 
 def loso_folds(cache_dir, batch_size=8, seed=0, subjects=None, validation_subjects=0, hold_out="subject",
-               config=None):
+               config=None, epochs=None, min_batch=1):
     """One `LOSOFold` per subject of a preprocessed cache (an iterator; arguments are checked at once).
 
     The held-out subject's clips form `test` (in index order, unshuffled);
@@ -80,10 +84,15 @@ def loso_folds(cache_dir, batch_size=8, seed=0, subjects=None, validation_subjec
             datasets are held out one per fold; the others train).
         config: if given, a CMNetConfig checked against the cache at once (`cache_fit.check_config_fits`);
             `CMNet.fit(fold)` checks the model's config in any case.
+        epochs: None (`train` is one pass, reshuffled by Keras's every epoch), or the epoch numbers
+            `train` holds in a row, epoch e in the order of `fold_seed(seed, fold, 2, e)` alone, as
+            `training.train_fold` trains (and resumes) a fold: a range, or a dict from each held-out
+            subject to its range.
+        min_batch: with `epochs`, an epoch's last batch of fewer clips is dropped (the replica count).
     """
     # Imported here: the pipeline is TF-only, the dataclass above must stay importable without it.
     from cmnet_keras.data.cache import read_index
-    from cmnet_keras.data.pipeline import make_dataset
+    from cmnet_keras.data.pipeline import make_dataset, make_epochs_dataset
 
     if config is not None:
         from cmnet_keras.data.cache_fit import check_config_fits
@@ -104,7 +113,19 @@ def loso_folds(cache_dir, batch_size=8, seed=0, subjects=None, validation_subjec
             f"validation_subjects must be in [0, {trainable - 1}] for {trainable} training "
             f"subjects per fold (at least one must train), got {validation_subjects}"
         )
-    return _folds(cache_dir, index, order, wanted, batch_size, seed, validation_subjects, hold_out, make_dataset)
+
+
+    def training_data(number, group, train_index):
+        """(train, epochs) of fold `number`, holding out `group`."""
+        if epochs is None:
+            return make_dataset(cache_dir, index=train_index, batch_size=batch_size, shuffle=True,
+                                seed=fold_seed(seed, number)), None
+        held = epochs[group] if isinstance(epochs, dict) else epochs
+        seeds = [fold_seed(seed, number, 2, epoch) for epoch in held]
+        return (make_epochs_dataset(cache_dir, train_index, batch_size, seeds, min_batch) if seeds else None), held
+
+    return _folds(cache_dir, index, order, wanted, batch_size, seed, validation_subjects, hold_out, make_dataset,
+                  training_data)
 
 
 def _training_subjects(index, hold_out, group):
@@ -112,7 +133,8 @@ def _training_subjects(index, hold_out, group):
     return fold_subjects(index[index[hold_out].astype(str) != group])
 
 
-def _folds(cache_dir, index, order, wanted, batch_size, seed, validation_subjects, hold_out, make_dataset):
+def _folds(cache_dir, index, order, wanted, batch_size, seed, validation_subjects, hold_out, make_dataset,
+           training_data):
     for group in wanted:
         number = order.index(group)
         others = _training_subjects(index, hold_out, group)
@@ -124,15 +146,15 @@ def _folds(cache_dir, index, order, wanted, batch_size, seed, validation_subject
         if held:
             validation_index = index[index["subject"].isin(held)]
             validation = make_dataset(cache_dir, index=validation_index, batch_size=batch_size)
+        train, epochs = training_data(number, group, train_index)
         yield LOSOFold(
             subject=group,
-            train=make_dataset(
-                cache_dir, index=train_index, batch_size=batch_size, shuffle=True, seed=fold_seed(seed, number)
-            ),
+            train=train,
             test=make_dataset(cache_dir, index=test_index, batch_size=batch_size),
             validation=validation,
             train_index=train_index,
             test_index=test_index,
             validation_index=validation_index,
             cache_dir=str(cache_dir),
+            epochs=epochs,
         )

@@ -123,7 +123,7 @@ class CMNet(keras.Model):
         return self.config.lambdas[1] > 0
 
     def build(self, input_shape):
-        frames = tuple(self._check_inputs(input_shape))
+        frames = tuple(input_shape["frames"])  # checked on the way in (`__call__`)
         num_frames, ice_dim = self.config.num_frames, self.config.ice_dim
         self.ffe.build(frames)
         self.ice.build(frames)
@@ -135,7 +135,12 @@ class CMNet(keras.Model):
         self.classifier.build((None, self.config.lstm_units))
 
     def _check_inputs(self, inputs):
-        """Checks the structure and shapes of `inputs` (tensors or shapes); returns the frames shape."""
+        """Checks the structure and shapes of `inputs` (arrays or tensors) and the values of a numpy apex.
+
+        The one input check, on the way in: `__call__` (every forward pass, the
+        traced steps of `fit`, `evaluate` and `predict` too) and `_data` (arrays
+        before Keras batches them, while their batch size and values are known).
+        """
         if not isinstance(inputs, dict) or "frames" not in inputs:
             raise ValueError(
                 "CMNet expects a dict {'frames': [B, T, H, W, 3], 'apex': [B]}, "
@@ -157,16 +162,12 @@ class CMNet(keras.Model):
                 raise ValueError(
                     f"CMNet apex must be in [0, {shape[1] - 1}], got {apex[(apex < 0) | (apex >= shape[1])].tolist()}"
                 )
-        return shape
 
     def __call__(self, inputs, *args, **kwargs):
-        # Checked before Keras turns numpy inputs into tensors.
-        if isinstance(inputs, dict):
-            self._check_inputs(inputs)
+        self._check_inputs(inputs)  # before Keras turns numpy inputs into tensors
         return super().__call__(inputs, *args, **kwargs)
 
     def call(self, inputs, training=False):
-        self._check_inputs(inputs)
         apex = inputs.get("apex")
         frames = ops.cast(inputs["frames"], self.compute_dtype) / 255.0
         frames = self.clip_flip(frames, training=training)
@@ -224,37 +225,32 @@ class CMNet(keras.Model):
         """Prototype means [B, T] (eqs. 2-4) for apex indices [B], e.g. to plot Fig. 5."""
         return self.prototype.prototype_moments(apex)[0]
 
-    def _check_fold(self, fold):
-        """Calls the fold's `check_config(config)` where it has one (a cache's fold checks its image size)."""
-        check = getattr(fold, "check_config", None)
-        if check is not None:
-            check(self.config)
+    def _data(self, x, part=None):
+        """What `fit` (`part="train"`), `evaluate` (`"test"`) or `predict` reads: the fold's part where `x`
+        is a fold (its `check_config(config)` called where it has one: a cache's fold checks its image size),
+        else `x`, checked (`_check_inputs`) where it is a dict of arrays."""
+        if part is not None and _is_fold(x):
+            check = getattr(x, "check_config", None)
+            if check is not None:
+                check(self.config)
+            return getattr(x, part)
+        if isinstance(x, dict):
+            self._check_inputs(x)
+        return x
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit`; `x` may be a LOSO fold (trains on `fold.train`,
         validates on `fold.validation` unless `validation_data` is given)."""
-        if _is_fold(x):
-            self._check_fold(x)
-            if kwargs.get("validation_data") is None:
-                kwargs["validation_data"] = x.validation
-            x = x.train
-        if isinstance(x, dict):
-            self._check_inputs(x)
-        return super().fit(x, y, *args, **kwargs)
+        if _is_fold(x) and kwargs.get("validation_data") is None:
+            kwargs["validation_data"] = x.validation
+        return super().fit(self._data(x, "train"), y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.evaluate`; `x` may be a LOSO fold (tests on `fold.test`)."""
-        if _is_fold(x):
-            self._check_fold(x)
-            x = x.test
-        if isinstance(x, dict):
-            self._check_inputs(x)
-        return super().evaluate(x, y, *args, **kwargs)
+        return super().evaluate(self._data(x, "test"), y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        if isinstance(x, dict):
-            self._check_inputs(x)
-        return super().predict(x, *args, **kwargs)
+        return super().predict(self._data(x), *args, **kwargs)
 
     def get_config(self):
         return {**super().get_config(), **self.config.to_dict()}

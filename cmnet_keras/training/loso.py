@@ -28,7 +28,7 @@ from cmnet_keras.data import intensity_reference
 from cmnet_keras.data.cache import cache_fingerprint, load_clip, read_index, read_true_intensity
 from cmnet_keras.data.cache_fit import check_config_fits
 from cmnet_keras.data.folds import fold_seed, fold_subjects, loso_folds
-from cmnet_keras.data.pipeline import epoch_steps, make_dataset, make_epochs_dataset
+from cmnet_keras.data.pipeline import epoch_steps, make_dataset
 from cmnet_keras.models import build_cmnet
 from cmnet_keras.training import run_dir
 from cmnet_keras.training.progress import RunEstimate, format_duration
@@ -130,7 +130,9 @@ def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, ve
                compiled=None, resume_from=None, class_weight=None, callbacks=()):
     """Trains one fold for `config.epochs` epochs (resuming from its checkpoint) and tests it.
 
-    The remaining epochs run in one `fit` call; a checkpoint is saved every
+    The remaining epochs run in one `fit` call on `fold.train`, which holds
+    them (`loso_folds(..., epochs=range(checkpointed epoch, config.epochs),
+    min_batch=R)`, as `run_loso` builds it); a checkpoint is saved every
     `checkpoint_every` epochs and after the last. Under a strategy of R replicas
     an epoch's last batch of fewer than R clips is dropped, so that no replica
     trains on an empty batch.
@@ -140,7 +142,7 @@ def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, ve
     L_ID and L_Wrst stay unweighted); the weights go into the fold result.
 
     Args:
-        fold: a `LOSOFold`.
+        fold: a `LOSOFold` whose `train` holds the epochs left to train.
         fold_number: its number (seeds derive from it).
         fold_dir: the fold's folder in the run directory.
         cache_dir: the preprocessed cache.
@@ -176,10 +178,12 @@ def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, ve
     if state["epoch"]:
         print(f"  resuming after epoch {state['epoch']}/{config.epochs}", flush=True)
     weights = None if class_weight is None else balanced_class_weight(fold.train_index["label"])
-    if state["epoch"] < config.epochs:
-        seeds = [fold_seed(config.seed, fold_number, 2, epoch) for epoch in range(state["epoch"], config.epochs)]
-        train = make_epochs_dataset(cache_dir, fold.train_index, config.batch_size, seeds, min_batch=replicas)
-        model.fit(dataclasses.replace(fold, train=train), initial_epoch=state["epoch"], epochs=config.epochs,
+    remaining = range(state["epoch"], config.epochs)
+    if fold.epochs != remaining:
+        raise ValueError(f"fold {fold_number}: its train holds epochs {fold.epochs}, the fold trains {remaining}: "
+                         f"build it with loso_folds(..., epochs=range({state['epoch']}, {config.epochs}))")
+    if remaining:
+        model.fit(fold, initial_epoch=state["epoch"], epochs=config.epochs,
                   steps_per_epoch=steps_per_epoch, shuffle=False, verbose=verbose, class_weight=weights,
                   callbacks=[run_dir.EpochCheckpoint(fold_dir, state, checkpoint_every, config.epochs), *callbacks])
     clips = predict_fold(model, fold, fold_number, cache_dir)
@@ -310,9 +314,10 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
     if len(pending) < len(numbers):
         print(f"{len(numbers) - len(pending)} of the folds finished earlier are kept", flush=True)
     start = time.perf_counter()
-    folds_iter = loso_folds(cache_dir, batch_size=config.batch_size, seed=config.seed,
-                            subjects=[subjects[n] for n in pending], validation_subjects=validation_subjects,
-                            hold_out=hold_out)
+    left = {subjects[n]: range(run_dir.read_epoch_state(fold_dir(n))["epoch"], config.epochs) for n in pending}
+    folds_iter = loso_folds(cache_dir, batch_size=config.batch_size, seed=config.seed, subjects=list(left),
+                            validation_subjects=validation_subjects, hold_out=hold_out, epochs=left,
+                            min_batch=1 if tf_strategy is None else tf_strategy.num_replicas_in_sync)
     compiled = {}
     keras.utils.set_random_seed(config.seed)
     with dtype_policy(mixed_precision):

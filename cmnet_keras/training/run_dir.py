@@ -198,22 +198,32 @@ def _checkpoint_name(epoch):
     return f"epoch_{epoch:03d}.keras"
 
 
-def load_epoch_checkpoint(fold_dir):
-    """(model, state) of the fold's last checkpoint, or (None, a fresh state) if it has none.
-
-    The checkpoint is the `epoch_<E>.keras` beside state.json that its epoch names, loaded in Keras's safe mode.
+def read_epoch_state(fold_dir):
+    """The state.json of the fold's last checkpoint, or a fresh state (epoch 0) if it has none.
 
     Raises:
         RunDirError: state.json is unreadable or not as `save_epoch_checkpoint` writes it (names the field).
     """
-    fold_dir = Path(fold_dir)
-    path = fold_dir / STATE_FILE
+    path = Path(fold_dir) / STATE_FILE
     if not path.is_file():
-        return None, {"epoch": 0, "history": {}, "train_seconds": 0.0}
+        return {"epoch": 0, "history": {}, "train_seconds": 0.0}
     state = _read_object(path, STATE_FIELDS)
     if state["checkpoint"] != _checkpoint_name(state["epoch"]):
         raise RunDirError(f"{path}: checkpoint must be {_checkpoint_name(state['epoch'])} (its epoch's file beside "
                           f"it), got {json.dumps(state['checkpoint'])[:80]}")
+    return state
+
+
+def load_epoch_checkpoint(fold_dir):
+    """(model, state) of the fold's last checkpoint, or (None, a fresh state) if it has none.
+
+    The checkpoint is the `epoch_<E>.keras` beside state.json (`read_epoch_state`) that its epoch names, loaded
+    in Keras's safe mode.
+    """
+    fold_dir = Path(fold_dir)
+    state = read_epoch_state(fold_dir)
+    if not state["epoch"]:
+        return None, state
     model = keras.models.load_model(fold_dir / state["checkpoint"], safe_mode=True)
     for variable, value in zip(_seed_states(model), state["seed_states"], strict=True):
         variable.assign(np.asarray(value, dtype=variable.dtype))
