@@ -58,7 +58,8 @@ def add_training_arguments(parser):
                         help="mixed precision: float16 (the default of the bare flag; with loss scaling) or bfloat16")
     parser.add_argument("--checkpoint-every", type=int, default=5, metavar="E",
                         help="save a resumable fold checkpoint every E epochs (and after the last)")
-    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress bar mode")
+    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
+                        help="Keras progress bar mode (0: also no progress lines of a composite's building)")
     return parser
 
 
@@ -115,14 +116,16 @@ def run_data(args, default_cache):
     """The `training.sources.RunData` of parsed options (`--cache`, the composite's, the cross-dataset ones).
 
     Args:
-        args: parsed options of `add_training_arguments` (or `tuning.grid`'s), with `--out`.
+        args: parsed options of `add_training_arguments` (or `tuning.grid`'s), with `--out`; `--verbose 0`
+            also keeps the building of a composite quiet.
         default_cache: called for the cache without `--cache` (the embedded dataset).
     """
     from cmnet_keras.training.sources import run_data as resolve
 
     return resolve(args.out, caches=args.cache, name=args.composite, clips=args.composite_clips,
                    allow_missing=args.allow_missing_datasets, train_caches=getattr(args, "train_cache", None),
-                   test_cache=getattr(args, "test_cache", None), folds=args.folds, default_cache=default_cache)
+                   test_cache=getattr(args, "test_cache", None), folds=args.folds, default_cache=default_cache,
+                   progress=args.verbose > 0)
 
 
 def run_options(args, data):

@@ -7,6 +7,7 @@ package is imported; mediapipe ignores it, so the commands drop its lines from
 the process's stderr (`filter_native_logs`).
 """
 
+import functools
 import os
 import re
 import sys
@@ -33,6 +34,11 @@ def configure_native_logs():
 def show_warning(message, category, filename, lineno, file=None, line=None):
     """`warnings.showwarning` of the commands: "warning: MESSAGE", without the source line."""
     print(f"warning: {message}", file=file or sys.stderr, flush=True)
+
+
+def progress_lines(show):
+    """`print` onto stderr, flushed, for lines that say how long work goes on; does nothing unless `show`."""
+    return functools.partial(print, file=sys.stderr, flush=True) if show else lambda *args: None
 
 
 def filter_native_logs():

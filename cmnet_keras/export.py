@@ -25,7 +25,8 @@ Serving::
 
 A new version is written to a temporary folder and renamed into place, so a
 running server never loads a half-written version; an existing version is
-kept unless `--overwrite` is given.
+kept unless `--overwrite` is given. What it is doing (loading, tracing,
+writing) goes to stderr as it goes.
 
 Exit codes: 0 done, 2 bad input (a one-line error naming the file or value), 1 a bug (the traceback).
 """
@@ -36,8 +37,9 @@ import pathlib
 import shutil
 import sys
 import tempfile
+import time
 
-from cmnet_keras import files
+from cmnet_keras import console, files
 
 SIGNATURE_KEY = "serving_default"
 INPUT_NAME = "frames"
@@ -81,7 +83,7 @@ def serving_module(model, config, asset_dir):
     return module
 
 
-def export_saved_model(model, out="saved_models", name="cmnet", version=1, overwrite=False):
+def export_saved_model(model, out="saved_models", name="cmnet", version=1, overwrite=False, progress=False):
     """Writes `model` to `<out>/<name>/<version>/` for TF Serving.
 
     Args:
@@ -90,6 +92,7 @@ def export_saved_model(model, out="saved_models", name="cmnet", version=1, overw
         name: model name (TF Serving's MODEL_NAME).
         version: positive integer version folder.
         overwrite: replace an existing version.
+        progress: say on stderr when the signature is traced and the SavedModel written.
 
     Returns:
         pathlib.Path of the version folder.
@@ -112,6 +115,7 @@ def export_saved_model(model, out="saved_models", name="cmnet", version=1, overw
     config = getattr(model, "config", None)
     if not isinstance(config, CMNetConfig):
         raise ValueError(f"Expected a CMNet model (with a CMNetConfig `config`), got {type(model).__name__}")
+    say = console.progress_lines(progress)
     base.mkdir(parents=True, exist_ok=True)
     # TF Serving ignores non-numeric folders, so the temporary one is never loaded.
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base))
@@ -120,6 +124,10 @@ def export_saved_model(model, out="saved_models", name="cmnet", version=1, overw
             pathlib.Path(asset_dir, CLASS_NAMES_FILE).write_text("\n".join(config.class_names) + "\n")
             pathlib.Path(asset_dir, CONFIG_FILE).write_text(config.to_json() + "\n")
             module = serving_module(model, config, asset_dir)
+            say(f"tracing the serving signature ({INPUT_NAME}: uint8 [B, {config.num_frames}, {config.image_size}, "
+                f"{config.image_size}, 3]) ...")
+            module.serve.get_concrete_function()  # the trace that the save then writes
+            say(f"writing the SavedModel to {target} ...")
             tf.saved_model.save(module, str(staging), signatures={SIGNATURE_KEY: module.serve})
         files.make_readable_as_umask(staging)  # mkdtemp made it 0700: TF Serving may run as another user
         if target.exists():
@@ -158,6 +166,7 @@ def main(argv=None):
     parser.add_argument("--out", default="saved_models", help="base folder (default saved_models)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing version")
     args = parser.parse_args(argv)
+    started = time.monotonic()
     try:
         import keras
 
@@ -165,12 +174,14 @@ def main(argv=None):
 
         if not pathlib.Path(args.model).is_file():
             raise FileNotFoundError(f"Model file not found: {args.model}")
+        print(f"loading the model {args.model} ...", file=sys.stderr, flush=True)
         model = keras.models.load_model(args.model, compile=False)
-        target = export_saved_model(model, args.out, args.name, args.version, args.overwrite)
+        target = export_saved_model(model, args.out, args.name, args.version, args.overwrite, progress=True)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"Exported {args.model} -> {target} (signature {SIGNATURE_KEY!r}, input {INPUT_NAME!r})")
+    print(f"Exported {args.model} -> {target} in {time.monotonic() - started:.1f} s (signature {SIGNATURE_KEY!r}, "
+          f"input {INPUT_NAME!r})")
     return 0
 
 

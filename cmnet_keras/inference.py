@@ -20,9 +20,11 @@ import math
 import os
 import pathlib
 import re
+import sys
 import warnings
 
 import numpy as np
+from tqdm import tqdm
 
 from cmnet_keras import files, optional, reports
 from cmnet_keras.data import face, media, temporal
@@ -225,7 +227,7 @@ class AlignedClip:
         return (self.start + self.plan.source_indices).tolist()
 
 
-def align_spans(source, spans, num_frames, aligner):
+def align_spans(source, spans, num_frames, aligner, done=None):
     """Face-cropped N-frame clips of frame spans, in one pass over the source.
 
     Each span is searched for a face from its first frame on; the first frame
@@ -237,6 +239,7 @@ def align_spans(source, spans, num_frames, aligner):
         spans: (start, end) inclusive frame ranges, starts ascending.
         num_frames: timeline length N.
         aligner: a face.FaceAligner (its output_size is the crop side).
+        done: if given, called with no arguments as each span's last frame is passed.
 
     Returns:
         list of AlignedClip, in `spans` order.
@@ -277,19 +280,28 @@ def align_spans(source, spans, num_frames, aligner):
                 if transforms[k] is not None:
                     clips[k].frames = clips[k].plan.apply(np.stack([crops[k][i] for i in sorted(crops[k])]))
                 held[k], crops[k] = {}, {}
+                if done is not None:
+                    done()
         live = [k for k in live if clips[k].end > position]
     return clips
 
 
-def _predict_clips(predictor, clips):
+def _progress_bar(total, what, progress):
+    """A tqdm bar of `total` windows on stderr, "<what> windows: 40/212"; off unless `progress`."""
+    return tqdm(total=total, desc=f"{what} windows", unit="window", disable=not progress, file=sys.stderr)
+
+
+def _predict_clips(predictor, clips, progress=False):
     """Runs the model on the clips with a face; returns (probs, intensity) lists, None for the others."""
     found = [k for k, clip in enumerate(clips) if clip.frames is not None]
     probs, intensity = [None] * len(clips), [None] * len(clips)
-    for begin in range(0, len(found), BATCH_SIZE):
-        batch = found[begin:begin + BATCH_SIZE]
-        outputs = predictor(np.stack([clips[k].frames for k in batch]))
-        for k, p, i in zip(batch, outputs["probs"], outputs["intensity"]):
-            probs[k], intensity[k] = p, i
+    with _progress_bar(len(found), "predicting", progress) as bar:
+        for begin in range(0, len(found), BATCH_SIZE):
+            batch = found[begin:begin + BATCH_SIZE]
+            outputs = predictor(np.stack([clips[k].frames for k in batch]))
+            for k, p, i in zip(batch, outputs["probs"], outputs["intensity"]):
+                probs[k], intensity[k] = p, i
+            bar.update(len(batch))
     return probs, intensity
 
 
@@ -297,10 +309,14 @@ def _as_predictor(model):
     return load_predictor(model) if isinstance(model, (str, os.PathLike)) else model
 
 
-def _aligned(source, spans, predictor, face_model):
-    """`align_spans` with a FaceAligner for the predictor; NoFaceError when no span shows a face."""
-    with face.FaceAligner(model_path=face_model, output_size=predictor.image_size, margin=CROP_MARGIN) as aligner:
-        clips = align_spans(source, spans, predictor.num_frames, aligner)
+def _aligned(source, spans, predictor, face_model, progress=False):
+    """`align_spans` with a FaceAligner for the predictor; NoFaceError when no span shows a face.
+
+    With `progress`, a bar of the spans aligned goes to stderr.
+    """
+    with (face.FaceAligner(model_path=face_model, output_size=predictor.image_size, margin=CROP_MARGIN) as aligner,
+          _progress_bar(len(spans), "aligning", progress) as bar):
+        clips = align_spans(source, spans, predictor.num_frames, aligner, done=bar.update)
     if all(clip.face_frame is None for clip in clips):
         raise face.NoFaceError(f"no face found in any frame of {source.describe()}: "
                                f"frames {spans[0][0]}..{spans[-1][1]} searched")
@@ -384,7 +400,8 @@ def timeline_row(number, clip, source, class_names, probs=None, intensity=None):
     return row
 
 
-def predict_timeline(path, model, out, window, stride=None, face_model=None, onset=None, offset=None, fps=None):
+def predict_timeline(path, model, out, window, stride=None, face_model=None, onset=None, offset=None, fps=None,
+                     progress=False):
     """Slides a clip over the input and writes `timeline.csv` and `timeline.png` into `out`.
 
     Every whole window of `window` frames, `stride` apart, in onset..offset is
@@ -395,6 +412,7 @@ def predict_timeline(path, model, out, window, stride=None, face_model=None, ons
         path, model, out, face_model, onset, offset, fps: as in `predict_clip`.
         window, stride: window length and step as time options ("30", "1s");
             stride default half the window.
+        progress: show on stderr how many windows are aligned, then predicted (tqdm bars).
 
     Returns:
         the rows written to `timeline.csv` (`timeline_fields`), one per window.
@@ -402,8 +420,8 @@ def predict_timeline(path, model, out, window, stride=None, face_model=None, ons
     source = open_source(path, fps)
     spans = window_spans(source, *select_range(source, onset, offset), window, stride)
     predictor = _as_predictor(model)
-    clips = _aligned(source, spans, predictor, face_model)
-    probs, intensity = _predict_clips(predictor, clips)
+    clips = _aligned(source, spans, predictor, face_model, progress)
+    probs, intensity = _predict_clips(predictor, clips, progress)
     names = predictor.class_names
     rows = [timeline_row(k, clip, source, names, p, i) for k, (clip, p, i) in enumerate(zip(clips, probs, intensity))]
     out = pathlib.Path(out)

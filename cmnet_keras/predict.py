@@ -17,7 +17,8 @@ window), each window resampled to 16 frames and aligned on its own first face
 frame: `timeline.csv` (one row per window: frames, seconds, class
 probabilities, peak intensity; class "no-face" and empty scores for a window
 without a face) and `timeline.png` (probabilities and peak intensity over
-time, no-face windows grey, the 3 most confident windows shaded and labelled).
+time, no-face windows grey, the 3 most confident windows shaded and labelled). How many windows are aligned, then
+predicted, goes to stderr as it goes (progress bars).
 
 Times: a frame number, 0-based ("75"), or seconds with an "s" ("2.5s": the
 frame shown then; a frame folder needs `--fps`).
@@ -69,7 +70,8 @@ def main(argv=None):
         if args.window is None:
             result = inference.predict_clip(args.input, args.model, out, request=args.request, **options)
         else:
-            rows = inference.predict_timeline(args.input, args.model, out, args.window, args.stride, **options)
+            rows = inference.predict_timeline(args.input, args.model, out, args.window, args.stride, progress=True,
+                                              **options)
     except (OSError, ValueError, cv2.error) as error:  # NoFaceError and FrameReadError are ValueErrors
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FATAL

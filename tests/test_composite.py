@@ -333,6 +333,20 @@ def test_composite_options_without_a_composite_are_refused(extra, words, small_c
     assert not (tmp_path / "data").exists()
 
 
+def test_building_a_composite_shows_progress(small_caches, tmp_path, capsys):
+    caches = [str(small_caches[d]) for d in ("casme2", "samm", "smic")]
+    with pytest.raises(SystemExit) as stop:  # the demo preset's 64 px do not fit the caches: stops once it is built
+        train.main(["--preset", "demo", "--out", str(tmp_path), "--cache", *caches])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err
+    assert "use --preset tiny" in error
+    wanted = composite.clip_list()["dataset"].value_counts()
+    pairs = list(zip(composite.DATASETS, caches))
+    lines = [line for line in error.splitlines() if line.startswith(("read the", "linked"))]
+    assert lines == [f"read the {d} cache {c}: 4 of its {wanted[d]} list clips found" for d, c in pairs] + [
+        f"linked {tmp_path / 'composite' / d} -> {c}: 4 clips ({4 * (k + 1)} of 12)" for k, (d, c) in enumerate(pairs)]
+
+
 def _tree(folder):
     """{relative path: file bytes, or the target of a link} of every entry under `folder`."""
     return {str(p.relative_to(folder)): str(p.readlink()) if p.is_symlink() else p.read_bytes()
@@ -356,6 +370,7 @@ def test_a_refused_rerun_leaves_the_composite_and_the_run_resumes(small_caches, 
     assert stop.value.code == 2 and _tree(out / "composite") == before
     error = capsys.readouterr().err
     assert f"{out / 'composite'} is the composite of the runs in {out}" in error
+    assert "read the" not in error  # --verbose 0: no progress lines
     assert "composite.clip_set: 'challenge' (run) != 'table' (now)" in error
     saved = json.loads((out / "config.json").read_text())["settings"]["composite"]
     assert saved == cache.read_meta(out / "composite")["composite"]

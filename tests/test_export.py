@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -102,6 +103,14 @@ def test_cli_versions_and_refusals(trained, tmp_path, capsys):
     model_file = str(folder / "model.keras")
     out = str(tmp_path / "served")
     assert export.main([model_file, "--name", "cmnet", "--version", "2", "--out", out]) == 0
+    output = capsys.readouterr()
+    # The stages on stderr as they go, in order; the time on the last line.
+    target = tmp_path / "served" / "cmnet" / "2"
+    assert output.err.splitlines() == [f"loading the model {model_file} ...",
+                                       "tracing the serving signature (frames: uint8 [B, 16, 32, 32, 3]) ...",
+                                       f"writing the SavedModel to {target} ..."]
+    assert re.fullmatch(rf"Exported {re.escape(model_file)} -> {re.escape(str(target))} in \d+\.\d s .*\n",
+                        output.out)
     assert export.main([model_file, "--name", "cmnet", "--version", "2", "--out", out]) == 2
     assert "already exists" in capsys.readouterr().err
     assert export.main([model_file, "--version", "0", "--out", out]) == 2

@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -175,7 +176,11 @@ def test_face_that_leaves_gives_no_face_windows(keras_model, padded_videos, face
     path = padded_videos["face_leaves"]
     assert predict.main([str(path), "--model", str(keras_model), "--out", str(tmp_path), "--face-model",
                          str(face_model), "--window", "12", "--stride", "12"]) == 0
-    assert "7 windows (1 without a face)" in capsys.readouterr().out
+    output = capsys.readouterr()
+    assert "7 windows (1 without a face)" in output.out
+    # The progress bars on stderr: the 7 windows aligned, then the 6 with a face predicted.
+    assert re.search(r"aligning windows: 100%.* 7/7 ", output.err) and "aligning windows:   0%" in output.err
+    assert re.search(r"predicting windows: 100%.* 6/6 ", output.err), output.err
     rows = read_rows(tmp_path / "timeline.csv")
     assert [(int(r["start_frame"]), int(r["end_frame"])) for r in rows] == [(12 * k, 12 * k + 11) for k in range(7)]
     assert [int(r["face_frame"]) for r in rows[:6]] == [12 * k for k in range(6)]
@@ -286,6 +291,7 @@ def test_frame_folder_timeline_and_seconds(predictor, pyfeat_data, face_model, t
     assert inference.select_range(source, "0.2s", "0.3s") == (10, 15)
     # No frame rate: frames only, no seconds; (20 - 10) // 5 + 1 = 3 windows.
     rows = inference.predict_timeline(folder, predictor, tmp_path / "out", "10", "5", face_model=face_model)
+    assert "windows" not in capsys.readouterr().err  # the library shows no progress unless asked
     assert [(r["start_frame"], r["end_frame"], r["start_s"], r["end_s"]) for r in rows] == [
         (0, 9, None, None), (5, 14, None, None), (10, 19, None, None)]
     assert_png(tmp_path / "out" / "timeline.png")

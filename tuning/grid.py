@@ -105,7 +105,8 @@ def _parser():
                         help="stop after this many failed trials in a row (default 3)")
     parser.add_argument("--out", required=True, help="search folder, e.g. tuning_runs/NAME (rerun to continue)")
     parser.add_argument("--overwrite", action="store_true", help="discard an existing search in --out")
-    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress bar mode")
+    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
+                        help="Keras progress bar mode (0: also no progress lines of a composite's building)")
     return parser
 
 

@@ -34,7 +34,7 @@ import re
 
 import pandas as pd
 
-from cmnet_keras import files
+from cmnet_keras import console, files
 from cmnet_keras.data import cache
 from cmnet_keras.options import CLIP_SETS, COMPOSITES
 
@@ -163,8 +163,11 @@ class Composite:
         return {k: v for k, v in self.meta["composite"].items() if k != "sources"}
 
 
-def plan_composite(cache_dirs, name="megc2019", clips="challenge", datasets=DATASETS, allow_missing=False):
+def plan_composite(cache_dirs, name="megc2019", clips="challenge", datasets=DATASETS, allow_missing=False,
+                   progress=False):
     """The composite of the caches `cache_dirs`, in memory: reads them, writes nothing.
+
+    With `progress`, a line on stderr per cache read: the list clips found in it.
 
     Args and raises: see `build_composite`.
     """
@@ -192,10 +195,12 @@ def plan_composite(cache_dirs, name="megc2019", clips="challenge", datasets=DATA
                "list_clips": 0, "clips": 0, "missing_clips": {}, "missing_clips_file": MISSING_FILE,
                "subjects_without_clips": [], "label_disagreements": [], "hints": [], "counts": {}, "subjects": {}}
     records, not_found = [], []
+    say = console.progress_lines(progress)
     for dataset in metas:
         wanted = table[table["dataset"] == dataset]
         summary["list_clips"] += len(wanted)
         matched = _match(dataset, caches[dataset], wanted, summary, not_found)
+        say(f"read the {dataset} cache {caches[dataset]}: {len(matched)} of its {len(wanted)} list clips found")
         labels = collections.Counter(r["label"] for r in matched)
         summary["counts"][dataset] = {c: labels[i] for i, c in enumerate(CLASS_NAMES)}
         summary["subjects"][dataset] = len({r["subject"] for r in matched})
@@ -210,22 +215,31 @@ def plan_composite(cache_dirs, name="megc2019", clips="challenge", datasets=DATA
     return Composite({d: caches[d] for d in metas}, pd.DataFrame(records), meta, not_found)
 
 
-def write_composite(composite, out):
-    """Writes a planned composite into the cache folder `out` (meta.json last); files are replaced atomically."""
+def write_composite(composite, out, progress=False):
+    """Writes a planned composite into the cache folder `out` (meta.json last); files are replaced atomically.
+
+    With `progress`, a line on stderr per cache linked: its clips, and the clips linked so far.
+    """
     out = pathlib.Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise files.OutputError.writing(out, error) from error
+    say = console.progress_lines(progress)
+    clips = composite.index["dataset"].value_counts()
+    linked = 0
     for dataset, folder in composite.caches.items():
         _link(out, dataset, folder)
+        count = int(clips.get(dataset, 0))
+        linked += count
+        say(f"linked {out / dataset} -> {folder}: {count} clips ({linked} of {len(composite.index)})")
     files.atomic_write(out / cache.INDEX_FILE, lambda handle: composite.index.to_csv(handle, index=False))
     files.write_csv(out / MISSING_FILE, composite.missing, ("dataset", "subject", "clip"))
     cache.prepare_cache(out, composite.meta)
 
 
 def build_composite(cache_dirs, out, name="megc2019", clips="challenge", datasets=DATASETS, allow_missing=False,
-                    log=print):
+                    log=print, progress=False):
     """Writes the composite of the caches `cache_dirs` into the cache folder `out` (see the module docstring).
 
     Args:
@@ -236,6 +250,7 @@ def build_composite(cache_dirs, out, name="megc2019", clips="challenge", dataset
         datasets: the datasets the composite is made of (cross-dataset runs name fewer).
         allow_missing: go on without the datasets of `datasets` that have no cache.
         log: prints the summary.
+        progress: a line on stderr per cache read, then per cache linked (`plan_composite`, `write_composite`).
 
     Returns:
         the summary dict (also in meta.json): datasets, missing_datasets, list_clips, clips, missing_clips (the
@@ -246,8 +261,8 @@ def build_composite(cache_dirs, out, name="megc2019", clips="challenge", dataset
         MissingDatasetsError: a dataset of `datasets` has no cache and `allow_missing` is False.
         ValueError: no list clip is found, or the caches differ in image size or frame count (names them).
     """
-    composite = plan_composite(cache_dirs, name, clips, datasets, allow_missing)
-    write_composite(composite, out)
+    composite = plan_composite(cache_dirs, name, clips, datasets, allow_missing, progress)
+    write_composite(composite, out, progress)
     log(format_summary(composite.summary, out, composite.missing))
     return composite.summary
 

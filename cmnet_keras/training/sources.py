@@ -49,7 +49,7 @@ def _runs_in(out):
     return False
 
 
-def plan_composite(caches, name=None, clips=None, datasets=None, allow_missing=False):
+def plan_composite(caches, name=None, clips=None, datasets=None, allow_missing=False, progress=False):
     """`composite.plan_composite` with the defaults of the options left out (None).
 
     Args:
@@ -57,14 +57,17 @@ def plan_composite(caches, name=None, clips=None, datasets=None, allow_missing=F
         name, clips: the composite and clip set (default: the first of `COMPOSITES`, `CLIP_SETS`).
         datasets: the composite's datasets (default: all of the composite's, those without a cache named).
         allow_missing: go on without the datasets that have no cache.
+        progress: a line on stderr per cache read.
     """
     return composite.plan_composite(caches, name=name or composite.COMPOSITES[0],
                                     clips=clips or composite.CLIP_SETS[0], datasets=datasets or composite.DATASETS,
-                                    allow_missing=allow_missing)
+                                    allow_missing=allow_missing, progress=progress)
 
 
-def write_composite(out, planned, log=print):
+def write_composite(out, planned, log=print, progress=False):
     """Writes a planned composite into `<out>/composite` and prints its summary; its folder.
+
+    With `progress`, a line on stderr per cache linked.
 
     Raises:
         ConfigMismatchError: `<out>/composite` holds another composite and `out` holds runs (made with it);
@@ -77,13 +80,13 @@ def write_composite(out, planned, log=print):
         check_settings(saved, json.loads(json.dumps(planned.meta)),
                        f"{folder} is the composite of the runs in {out}, made with other caches or composite "
                        "options; use the same ones, or another --out.", labels=("run", "now"))
-    composite.write_composite(planned, folder)
+    composite.write_composite(planned, folder, progress)
     log(composite.format_summary(planned.summary, folder, planned.missing))
     return folder
 
 
 def run_data(out, caches=None, name=None, clips=None, allow_missing=False, train_caches=None, test_cache=None,
-             folds=None, default_cache=None):
+             folds=None, default_cache=None, progress=False):
     """The data of a run; a composite is built in `<out>/composite` (`write_composite`).
 
     Args:
@@ -95,13 +98,14 @@ def run_data(out, caches=None, name=None, clips=None, allow_missing=False, train
             composite of all, whose one fold holds out the test cache's dataset.
         folds: fold numbers to run (`--folds`, see `parse_folds`; None: all).
         default_cache: called for the cache when none is given (the embedded dataset).
+        progress: say on stderr how the building of a composite goes (the caches read, the clips linked).
 
     Raises:
         ValueError: options that do not go together, or a test cache without list clips (names them).
         FileNotFoundError: a cache without an index.
     """
     if train_caches or test_cache is not None:
-        return _cross_dataset(out, caches, name, clips, allow_missing, train_caches, test_cache, folds)
+        return _cross_dataset(out, caches, name, clips, allow_missing, train_caches, test_cache, folds, progress)
     if name and not caches:
         raise ValueError(f"--composite {name} needs the datasets' caches (--cache DIR DIR DIR)")
     several = len(caches or ()) > 1 or bool(name)
@@ -111,7 +115,8 @@ def run_data(out, caches=None, name=None, clips=None, allow_missing=False, train
                              f"not to {'one --cache folder' if caches else 'the embedded dataset'}")
     if caches:
         check_caches("--cache", caches)
-        cache_dir = write_composite(out, plan_composite(caches, name, clips, allow_missing=allow_missing)) \
+        cache_dir = write_composite(out, plan_composite(caches, name, clips, allow_missing=allow_missing,
+                                                        progress=progress), progress=progress) \
             if several else Path(caches[0])
     else:
         cache_dir = Path(default_cache())
@@ -120,7 +125,7 @@ def run_data(out, caches=None, name=None, clips=None, allow_missing=False, train
     return RunData(cache_dir, folds=folds)
 
 
-def _cross_dataset(out, caches, name, clips, allow_missing, train_caches, test_cache, folds):
+def _cross_dataset(out, caches, name, clips, allow_missing, train_caches, test_cache, folds, progress):
     """`run_data` of a cross-dataset run."""
     if caches or not train_caches or test_cache is None:
         raise ValueError("a cross-dataset run takes --train-cache DIR [DIR ...] and --test-cache DIR, not --cache")
@@ -129,10 +134,10 @@ def _cross_dataset(out, caches, name, clips, allow_missing, train_caches, test_c
     every = [*train_caches, test_cache]
     check_caches("--train-cache/--test-cache", every)
     planned = plan_composite(every, name, clips, datasets=list(composite.find_caches(every)),
-                             allow_missing=allow_missing)
+                             allow_missing=allow_missing, progress=progress)
     datasets = fold_subjects(planned.index, "dataset")
     test = cache.read_meta(test_cache)["dataset"]
     if test not in datasets:
         raise ValueError(f"--test-cache {test_cache}: none of its {test} clips is in the composite's clip list; "
                          "nothing to test on")
-    return RunData(write_composite(out, planned), hold_out="dataset", folds=[datasets.index(test)])
+    return RunData(write_composite(out, planned, progress=progress), hold_out="dataset", folds=[datasets.index(test)])
