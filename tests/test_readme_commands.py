@@ -172,6 +172,10 @@ def check_script(command, monkeypatch):
 
 def check_pip_install(command, monkeypatch):
     words = command.argv
+    if "-r" in words:  # a requirements file: its own lines are the -c and -e options
+        requirements = REPO / words[words.index("-r") + 1]
+        assert requirements.is_file(), f"{command.where}: {requirements} missing"
+        words = [w for line in requirements.read_text().splitlines() if not line.startswith("#") for w in line.split()]
     constraints = REPO / words[words.index("-c") + 1]
     assert constraints.is_file(), f"{command.where}: {constraints} missing"
     extras = re.fullmatch(r"\.\[([a-z,]+)\]", words[words.index("-e") + 1]).group(1).split(",")
