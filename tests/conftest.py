@@ -7,6 +7,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402, F401  (before cmnet_keras: its import then registers the custom classes, as a user's does)
 import pytest  # noqa: E402
 
 from cmnet_keras import assets  # noqa: E402

@@ -15,9 +15,8 @@ import pytest
 from sklearn import metrics as skm
 
 from cmnet_keras import ablation, metrics, preprocess, reports, train
-from cmnet_keras.data import cache, composite
+from cmnet_keras.data import cache, composite, pipeline
 from cmnet_keras.data.folds import loso_folds
-from cmnet_keras.training import loso
 from cmnet_keras.training.merge import merge_runs
 from fixtures import run_preprocess, write_casme2_tree, write_samm_tree, write_smic_tree
 
@@ -229,13 +228,13 @@ def test_composite_loso_split_and_merged_gives_per_dataset_scores(small_caches, 
 @pytest.mark.slow
 def test_cross_dataset_run_tests_on_the_test_dataset_only(small_caches, tmp_path, monkeypatch):
     fed = []
-    make_epochs = loso.make_epochs_dataset
+    make_epochs = pipeline.make_epochs_dataset
 
     def recording(cache_dir, index, *args, **kwargs):  # what the training loop actually feeds
         fed.append((pathlib.Path(cache_dir), index.copy()))
         return make_epochs(cache_dir, index, *args, **kwargs)
 
-    monkeypatch.setattr(loso, "make_epochs_dataset", recording)
+    monkeypatch.setattr(pipeline, "make_epochs_dataset", recording)
     out = tmp_path / "to_samm"
     results = _train(out, "--train-cache", str(small_caches["casme2"]), str(small_caches["smic"]),
                      "--test-cache", str(small_caches["samm"]), "--validation-subjects", "1")

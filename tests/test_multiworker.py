@@ -24,8 +24,13 @@ from cmnet_keras.training import run_loso
 
 config = get_config("tiny", sampler="deterministic", jitter_rate=0.0, grayscale_rate=0.0, blur_rate=0.0,
                     eta_init=1e-6, sync_batchnorm=True, learning_rate=0.01, epochs={EPOCHS}, batch_size=4, seed=1)
-cli.exit_on_error(lambda: run_loso(sys.argv[1], config, sys.argv[2], folds=[0], strategy=sys.argv[3], verbose=0,
-                                   checkpoint_every=1))
+
+
+def main():  # exit code 0 when done: `exit_on_error` exits with what main returns
+    run_loso(sys.argv[1], config, sys.argv[2], folds=[0], strategy=sys.argv[3], verbose=0, checkpoint_every=1)
+
+
+cli.exit_on_error(main)
 """
 
 
