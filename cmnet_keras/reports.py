@@ -245,8 +245,8 @@ def plot_intensity_curves(clips, class_names, path):
         ax.axvline(clip["apex"] + 1, color="tab:blue", lw=0.8, ls=":", label="apex")
         tendency = f", rho {clip['rho']:.2f}, |Z| {clip['abs_z']:.2f}" if "rho" in clip else ""
         tendency += f", rho_true {clip['rho_true']:.2f}" if "rho_true" in clip else ""
-        ax.set_title(f"{clip['subject']}/{clip['clip_id']}\n"
-                     f"true {class_names[clip['label']]}, pred {class_names[clip['pred']]}{tendency}", fontsize=9)
+        ax.set_title(f"{clip['subject']}/{clip['clip_id']}: true {class_names[clip['label']]}, "
+                     f"pred {class_names[clip['pred']]}\n{tendency.lstrip(', ')}", fontsize=8)
         ax.set_xlabel("frame")
         ax.set_ylabel("intensity")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
