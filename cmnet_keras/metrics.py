@@ -205,10 +205,8 @@ def tendency_summary(clips):
     """
     rho = np.array([c["rho"] for c in clips], np.float64)
     abs_z = np.array([c["abs_z"] for c in clips], np.float64)
-    defined = ~np.isnan(rho)
-    return {"rho": float(rho[defined].mean()) if defined.any() else float("nan"),
-            "abs_z": float(abs_z.mean()) if abs_z.size else float("nan"),
-            "n": int(rho.size), "rho_undefined": int((~defined).sum())}
+    return {"rho": _nan_mean(rho), "abs_z": float(abs_z.mean()) if abs_z.size else float("nan"),
+            "n": int(rho.size), "rho_undefined": int(np.isnan(rho).sum())}
 
 
 def paired_wilcoxon(scores, reference):
