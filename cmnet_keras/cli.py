@@ -93,7 +93,7 @@ def config_from_args(args):
         check_seeds(args.seeds)
     # Under a strategy, BatchNorm statistics are synchronised so N replicas train like one device.
     overrides = {"seed": args.seeds[0] if args.seeds else args.seed, "sync_batchnorm": args.strategy != "none",
-                 **(TENDENCY[args.tendency] if getattr(args, "tendency", None) else {})}
+                 **(TENDENCY[args.tendency] if args.tendency else {})}
     for field, value in (("epochs", args.epochs), ("batch_size", args.batch_size),
                          ("learning_rate", args.learning_rate), ("optimizer", args.optimizer),
                          ("clip_flip_rate", args.clip_flip_rate), ("sampler", args.sampler),
