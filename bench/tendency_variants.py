@@ -73,9 +73,10 @@ def main(argv=None):
     out, rows = pathlib.Path(args.out), {}
     epochs = {} if args.epochs is None else {"epochs": args.epochs}
     print(f"machine: {machine()}", flush=True)
+    demo = get_config("demo")
+    cache = ensure_embedded_cache(demo.image_size, demo.num_frames, args.data_dir)
     for name in args.variants:
         config = get_config("demo", seed=args.seed, **epochs, **VARIANTS[name])
-        cache = ensure_embedded_cache(config.image_size, config.num_frames, args.data_dir)
         start = time.perf_counter()
         results = run_loso(cache, config, out / name, folds=list(range(args.folds)), verbose=0,
                            validation_subjects=args.validation_subjects, evaluate_on="validation")
