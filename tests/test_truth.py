@@ -134,7 +134,7 @@ def truth_run(tmp_path_factory, synthetic_cache):
 
 def test_every_run_measures_k_against_the_true_intensity(truth_run):
     results = json.loads((truth_run / "results.json").read_text())
-    clips = [c for r in reports.load_fold_results(truth_run) for c in r["predictions"]]
+    clips = [c for r in reports.load_fold_results(truth_run) for c in r.predictions]
     with_truth = [c for c in clips if c["subject"] != "sub10"]
     assert all("true_intensity" not in c and "rho_true" not in c for c in clips if c["subject"] == "sub10")
     for clip in with_truth:

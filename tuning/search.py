@@ -14,9 +14,10 @@ import time
 
 import pandas as pd
 
-from cmnet_keras import files, markdown, optional, reports
+from cmnet_keras import files, markdown, optional
 from cmnet_keras.config import CMNetConfig
 from cmnet_keras.options import OBJECTIVES
+from cmnet_keras.records import RunOptions
 from cmnet_keras.training.run_dir import check_settings
 
 kt = optional.require("keras_tuner")
@@ -97,18 +98,16 @@ def loso_objective(config, cache_dir, out, folds=None, verbose=1, objective="nes
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {tuple(OBJECTIVES)}, got {objective!r}")
     nested = objective == "nested"
-    results = run_loso(cache_dir, config, out, folds=folds, verbose=verbose,
-                       validation_subjects=validation_subjects if nested else 0,
-                       evaluate_on="validation" if nested else "test")
-    fold_accuracy = {}
-    for result in reports.load_fold_results(out):
-        scored = "+".join(sorted({c["subject"] for c in result["predictions"]}))
-        fold_accuracy[scored] = result["accuracy"]
+    results = run_loso(cache_dir, config, out, RunOptions(folds=folds, verbose=verbose,
+                                                          validation_subjects=validation_subjects if nested else 0,
+                                                          evaluate_on="validation" if nested else "test"))
+    fold_accuracy = {"+".join(sorted({c["subject"] for c in fold.predictions})): fold.accuracy
+                     for fold in results.folds}
     return {
-        OBJECTIVE: results["paper"]["accuracy"],
-        "f1": results["paper"]["f1"],
-        "pooled_uf1": results["pooled"]["uf1"],
-        "pooled_uar": results["pooled"]["uar"],
+        OBJECTIVE: results.paper["accuracy"],
+        "f1": results.paper["f1"],
+        "pooled_uf1": results.pooled["uf1"],
+        "pooled_uar": results.pooled["uar"],
         "fold_accuracy": fold_accuracy,
     }
 
