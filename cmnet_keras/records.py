@@ -105,7 +105,7 @@ class FoldResult:
         return {**fields, **self.truth, "class_weight": weights}
 
     def row(self, truth_fields=()):
-        """Its row of results.json's "folds" and of folds.csv, with the run's `truth_fields` (None where it has none)."""
+        """Its row of results.json's "folds" and of folds.csv with the run's `truth_fields` (None where it has none)."""
         return {k: self.truth.get(k) if k in truth_fields else getattr(self, k) for k in fold_row_fields(truth_fields)}
 
     @classmethod
