@@ -15,6 +15,9 @@ FOLD_SCORES = ("n", "accuracy", "precision", "recall", "f1", "f1_all")
 FOLD_TENDENCY = ("rho", "abs_z")
 # A fold's truth scores (`metrics.truth_summary`, without its "n") are the keys with these prefixes.
 TRUTH_PREFIXES = ("rho_true_", "amplitude_")
+EVALUATE_ON = ("test", "validation")
+CLASS_WEIGHTS = (None, "balanced")
+MIXED_PRECISIONS = (None, "float16", "bfloat16")  # None: float32
 # The protocols and scores of a run's summary (`reports.summarize`), in results.json beside the fold rows.
 RUN_SCORES = ("paper", "pooled", "tendency", "truth", "per_dataset")
 
@@ -31,6 +34,8 @@ def fold_row_fields(truth_fields=()):
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RunOptions:
     """How a LOSO run trains and what it holds out, besides the model's config (`training.run_loso`).
+
+    Raises ValueError naming the field and its value for a value outside those listed.
 
     Attributes:
         folds: fold numbers to run (None: all), see `training.parse_folds`.
@@ -55,6 +60,16 @@ class RunOptions:
     checkpoint_every: int = 5
     verbose: int = 1
     command: list | None = None
+
+    def __post_init__(self):
+        for name, allowed in (("evaluate_on", EVALUATE_ON), ("class_weight", CLASS_WEIGHTS),
+                              ("mixed_precision", MIXED_PRECISIONS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.evaluate_on == "validation" and self.validation_subjects < 1:
+            raise ValueError(f"evaluate_on='validation' needs validation_subjects >= 1, got {self.validation_subjects}")
+        if self.checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
 
     def replace(self, **changes):
         """A copy with `changes` (field names) applied."""

@@ -92,3 +92,15 @@ def test_run_options_defaults_and_replace():
     assert (changed.folds, changed.verbose, options.folds) == ([0, 2], 0, None)
     with pytest.raises(Exception):
         options.verbose = 2
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"evaluate_on": "train"}, r"evaluate_on must be one of \('test', 'validation'\), got 'train'"),
+    ({"class_weight": "inverse"}, r"class_weight must be one of \(None, 'balanced'\), got 'inverse'"),
+    ({"mixed_precision": "float64"}, r"mixed_precision must be one of \(None, 'float16', 'bfloat16'\), got 'float64'"),
+    ({"evaluate_on": "validation"}, r"evaluate_on='validation' needs validation_subjects >= 1, got 0"),
+    ({"checkpoint_every": 0}, r"checkpoint_every must be >= 1, got 0"),
+])
+def test_run_options_refuse_values_outside_theirs(fields, message):
+    with pytest.raises(ValueError, match=message):
+        RunOptions(**fields)

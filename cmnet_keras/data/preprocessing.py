@@ -91,11 +91,11 @@ class PreprocessReport:
 class ClipOptions:
     """How every clip of a run is made (`preprocess_dataset`'s arguments of the same names)."""
 
-    image_size: int = 224
-    num_frames: int = 16
-    cropped: bool = False
-    face_model: pathlib.Path | str | None = None
-    temporal_method: str = "uniform"
+    image_size: int
+    num_frames: int
+    cropped: bool
+    face_model: pathlib.Path | str | None
+    temporal_method: str
 
     def __post_init__(self):
         if self.temporal_method not in temporal.METHODS:

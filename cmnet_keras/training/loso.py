@@ -30,14 +30,12 @@ from cmnet_keras.data.cache_fit import check_config_fits
 from cmnet_keras.data.folds import fold_seed, fold_subjects, loso_folds
 from cmnet_keras.data.pipeline import epoch_steps, make_dataset
 from cmnet_keras.models import build_cmnet
-from cmnet_keras.records import FoldResult, RunOptions
+from cmnet_keras.records import MIXED_PRECISIONS, FoldResult, RunOptions
 from cmnet_keras.training import run_dir
 from cmnet_keras.training.progress import RunEstimate, format_duration
 
 FINAL_MODEL_FILE = "model.keras"
-EVALUATE_ON = ("test", "validation")
-CLASS_WEIGHTS = (None, "balanced")
-PRECISIONS = {None: "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
+PRECISIONS = dict(zip(MIXED_PRECISIONS, ("float32", "mixed_float16", "mixed_bfloat16")))
 
 
 def parse_folds(spec, num_folds):
@@ -160,8 +158,6 @@ def train_fold(fold, fold_number, fold_dir, cache_dir, config, options=RunOption
     Returns:
         the `records.FoldResult` (also written to `fold_dir`).
     """
-    if options.checkpoint_every < 1:
-        raise ValueError(f"checkpoint_every must be >= 1, got {options.checkpoint_every}")
     fold_dir = Path(fold_dir)
     replicas = 1 if tf_strategy is None else tf_strategy.num_replicas_in_sync
     steps_per_epoch = epoch_steps(len(fold.train_index), config.batch_size, replicas)
@@ -197,12 +193,6 @@ def train_fold(fold, fold_number, fold_dir, cache_dir, config, options=RunOption
                         class_weight=weights, history=state["history"], predictions=clips)
     reports.write_fold_result(fold_dir, result, config.class_names)
     return result
-
-
-def check_class_weight(class_weight):
-    """Raises ValueError unless `class_weight` is one of `CLASS_WEIGHTS`."""
-    if class_weight not in CLASS_WEIGHTS:
-        raise ValueError(f"class_weight must be one of {CLASS_WEIGHTS}, got {class_weight!r}")
 
 
 def balanced_class_weight(labels):
@@ -263,20 +253,14 @@ def run_loso(cache_dir, config, out, options=RunOptions()):
         cache_dir: preprocessed cache (`cmnet_keras.preprocess`).
         config: CMNetConfig (its classes are taken from the cache).
         out: run directory.
-        options: `records.RunOptions` (evaluate_on "validation" needs validation_subjects >= 1;
-            mixed_precision is the mixed policy of `dtype_policy`; class_weight: see `train_fold`).
+        options: `records.RunOptions` (mixed_precision is the mixed policy of `dtype_policy`;
+            class_weight: see `train_fold`).
 
     Returns:
         the `records.RunResult` over every finished fold of the run directory (on a worker
         other than the chief, over the folds this process trained).
     """
     evaluate_on, hold_out, validation_subjects = options.evaluate_on, options.hold_out, options.validation_subjects
-    if evaluate_on not in EVALUATE_ON:
-        raise ValueError(f"evaluate_on must be one of {EVALUATE_ON}, got {evaluate_on!r}")
-    check_class_weight(options.class_weight)
-    check_precision(options.mixed_precision)
-    if evaluate_on == "validation" and validation_subjects < 1:
-        raise ValueError(f"evaluate_on='validation' needs validation_subjects >= 1, got {validation_subjects}")
     cache_dir = Path(cache_dir)
     config = config_for_cache(config, cache_dir)
     subjects = fold_subjects(read_index(cache_dir), hold_out)
