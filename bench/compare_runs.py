@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from cmnet_keras.records import RunResult
 from cmnet_keras.training.seeds import seed_statistics
 
 METRICS = ("pooled.uf1", "pooled.uar", "paper.accuracy", "paper.f1")
@@ -27,8 +28,8 @@ def load(run_dirs):
     results = {}
     for run in run_dirs:
         path = Path(run) / "results.json"
-        results[run] = json.loads(path.read_text())
-        if not results[run].get("complete"):
+        results[run] = RunResult.from_json(json.loads(path.read_text()))
+        if not results[run].complete:
             raise SystemExit(f"{path}: the run is not complete")
     statistics = seed_statistics(results)
     return {key: [100.0 * v for v in statistics[key]["values"]] for key in METRICS}

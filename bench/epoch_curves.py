@@ -45,6 +45,7 @@ def main(argv=None):
     from cmnet_keras.training import loso
     from cmnet_keras.config import get_config
     from cmnet_keras.data.folds import loso_folds
+    from cmnet_keras.records import RunOptions
 
     overrides = {k: v for k, v in (("optimizer", args.optimizer), ("clip_flip_rate", args.clip_flip_rate))
                  if v is not None}
@@ -57,9 +58,9 @@ def main(argv=None):
         folds = loso_folds(cache_dir, batch_size=config.batch_size, seed=config.seed,
                            validation_subjects=args.validation_subjects, epochs=range(config.epochs))
         for number, fold in zip(range(args.folds), folds):
-            result = loso.train_fold(fold, number, Path(out) / f"{number:02d}", cache_dir, config, verbose=0,
-                                      checkpoint_every=args.epochs, compiled=compiled)
-            histories.append(result["history"])  # the training curves only
+            result = loso.train_fold(fold, number, Path(out) / f"{number:02d}", cache_dir, config,
+                                      RunOptions(verbose=0, checkpoint_every=args.epochs), compiled=compiled)
+            histories.append(result.history)  # the training curves only
     print(f"\n{before['cpu']}; load {before['load']} -> {machine()['load']}; {args.folds} folds, "
           f"{args.validation_subjects} validation subjects, optimizer {config.optimizer}, clip_flip_rate "
           f"{config.clip_flip_rate}, {time.perf_counter() - start:.0f} s\n")

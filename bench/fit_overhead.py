@@ -116,6 +116,7 @@ def main(argv=None):
     from cmnet_keras.training import loso, run_dir
     from cmnet_keras.config import get_config
     from cmnet_keras.data.folds import loso_folds
+    from cmnet_keras.records import RunOptions
 
     config = get_config("demo", epochs=args.epochs)
     cache_dir = ensure_embedded_cache(config.image_size, config.num_frames, args.data_dir)
@@ -130,8 +131,8 @@ def main(argv=None):
         for number, fold in zip(range(args.folds), folds):
             events.clear()
             start, cpu = time.perf_counter(), cpu_seconds()
-            loso.train_fold(fold, number, Path(out) / f"{number:02d}", cache_dir, config, verbose=0,
-                             checkpoint_every=args.checkpoint_every, compiled=compiled)
+            loso.train_fold(fold, number, Path(out) / f"{number:02d}", cache_dir, config,
+                             RunOptions(verbose=0, checkpoint_every=args.checkpoint_every), compiled=compiled)
             rows.append({**summarise(events, start, time.perf_counter()), "cpu_s": cpu_seconds() - cpu})
     print(f"\n{before['cpu']}, {before['cores']} cores, avx512f={before['avx512f']}; load {before['load']} -> "
           f"{machine()['load']}; demo preset, {args.epochs} epochs, checkpoint every {args.checkpoint_every}, "

@@ -68,6 +68,7 @@ def main(argv=None):
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS))
     args = parser.parse_args(argv)
     from cmnet_keras.embedded_cache import ensure_embedded_cache
+    from cmnet_keras.records import RunOptions
     from cmnet_keras.training import run_loso
 
     out, rows = pathlib.Path(args.out), {}
@@ -78,12 +79,13 @@ def main(argv=None):
     for name in args.variants:
         config = get_config("demo", seed=args.seed, **epochs, **VARIANTS[name])
         start = time.perf_counter()
-        results = run_loso(cache, config, out / name, folds=list(range(args.folds)), verbose=0,
-                           validation_subjects=args.validation_subjects, evaluate_on="validation")
-        truth = results["truth"]
+        results = run_loso(cache, config, out / name, RunOptions(folds=list(range(args.folds)), verbose=0,
+                                                                 validation_subjects=args.validation_subjects,
+                                                                 evaluate_on="validation"))
+        truth = results.truth
         rows[name] = {"changes": VARIANTS[name], "rho_true": truth["rho_true_k"], "amplitude": truth["amplitude_k"],
-                      "rho_true_flow": truth["rho_true_flow"], "rho": results["tendency"]["rho"],
-                      "accuracy": results["pooled"]["accuracy"], "uf1": results["pooled"]["uf1"],
+                      "rho_true_flow": truth["rho_true_flow"], "rho": results.tendency["rho"],
+                      "accuracy": results.pooled["accuracy"], "uf1": results.pooled["uf1"],
                       "clips": truth["n"], "seconds": round(time.perf_counter() - start, 1)}
         print(f"{name}: {rows[name]}", flush=True)
     chosen = choose(rows) if "paper" in rows else None

@@ -38,11 +38,11 @@ def main(argv=None):
         table_rows(args.table, base)
     except ValueError as error:
         parser.error(str(error))
-    cache, options = cli.prepare_run(parser, args, base)
+    cache, options = cli.prepare_run(parser, args, base, command)
     try:
         print(run_ablation(args.table, cache, base, args.out, seeds=args.seeds,
                            preset_name=cli.preset_label(args.preset, base), renormalise=args.renormalise,
-                           command=command, **options))
+                           options=options))
     except (ConfigMismatchError, RunDirError, OutputError, StrategyError) as error:
         parser.exit(2, f"error: {error}\n")
 

@@ -128,16 +128,19 @@ def run_data(args, default_cache):
                    progress=args.verbose > 0)
 
 
-def run_options(args, data):
-    """The keyword arguments of `training.run_loso` given by parsed options and the run's `RunData`."""
-    return {"validation_subjects": args.validation_subjects, "strategy": args.strategy,
-            "mixed_precision": args.mixed_precision, "verbose": args.verbose,
-            "checkpoint_every": args.checkpoint_every, "class_weight": args.class_weight,
-            **data.loso_options()}
+def run_options(args, data, command):
+    """The `records.RunOptions` of parsed options, the run's `RunData` and its command line."""
+    from cmnet_keras.records import RunOptions
+
+    return RunOptions(validation_subjects=args.validation_subjects, strategy=args.strategy,
+                      mixed_precision=args.mixed_precision, verbose=args.verbose,
+                      checkpoint_every=args.checkpoint_every, class_weight=args.class_weight, command=command,
+                      **data.loso_options())
 
 
-def prepare_run(parser, args, config):
-    """(cache, `run_loso` options) for parsed options; exits with code 2 on bad options or files.
+def prepare_run(parser, args, config, command):
+    """(cache, `records.RunOptions`) for parsed options and the command line; exits with code 2 on bad options
+    or files.
 
     Also when `<out>` holds runs made with another composite, another process
     holds the cache's preprocessing lock, the `--ffe-weights` file is missing or
@@ -152,7 +155,7 @@ def prepare_run(parser, args, config):
         check_ffe_weights(config.ffe_weights)
         data = run_data(args, lambda: ensure_embedded_cache(config.image_size, config.num_frames, args.data_dir))
         check_config_fits(config, data.cache_dir)
-        return data.cache_dir, run_options(args, data)
+        return data.cache_dir, run_options(args, data, command)
     except (ValueError, OSError, CacheLockedError) as error:
         parser.exit(2, f"error: {error}\n")
 

@@ -31,8 +31,8 @@ def main(argv=None):
     except (ConfigMismatchError, OSError, ValueError) as error:
         parser.exit(2, f"error: {error}\n")
     print(reports.format_summary(results))
-    if not results["complete"]:
-        print(f"{len(results['missing_subjects'])} subjects missing: {results['missing_subjects']}")
+    if not results.complete:
+        print(f"{len(results.missing_subjects)} subjects missing: {results.missing_subjects}")
 
 
 if __name__ == "__main__":

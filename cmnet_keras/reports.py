@@ -1,8 +1,9 @@
 """Run-directory reports: per-fold and final results (JSON + CSV) and PNG plots.
 
 A fold's `result.json` is written last and atomically: its presence marks the
-fold as finished. `write_summary` turns the finished folds of one or several
-runs into the final tables of both protocols (`cmnet_keras.metrics`).
+fold as finished. `summarize_run` turns the finished folds of one or several
+runs into the final results of both protocols (`cmnet_keras.metrics`, a
+`records.RunResult`), and `write_summary` writes them as tables and plots.
 """
 
 import json
@@ -15,6 +16,7 @@ from matplotlib.ticker import MaxNLocator
 from cmnet_keras import files, metrics
 from cmnet_keras.data.composite import format_summary as format_composite
 from cmnet_keras.files import write_csv, write_json
+from cmnet_keras.records import FoldResult, RunResult, fold_row_fields
 
 RESULT_FILE = "result.json"
 LOSS_KEYS = ("loss", "id_loss", "wrst_loss", "ce_loss")
@@ -61,31 +63,29 @@ def write_fold_result(fold_dir, result, class_names):
 
     Args:
         fold_dir: the fold's folder in the run directory.
-        result: dict with "fold", "subject", "history" (Keras history dict) and
-            "predictions" (one dict per test clip: clip_id, label, pred, probs,
-            apex, intensity, prototype, ...) plus the fold scores.
+        result: its `records.FoldResult`.
         class_names: names of the label ids.
     """
     fold_dir = Path(fold_dir)
-    write_csv(fold_dir / "predictions.csv", _prediction_rows(result["predictions"], class_names),
-              _prediction_fields(class_names, result["predictions"]))
-    title = f"fold {result['fold']} (subject {result['subject']})"
-    plot_training_curves(result["history"], fold_dir / "training_curves.png", title=title)
-    plot_intensity_curves(result["predictions"][:6], class_names, fold_dir / "intensity.png")
-    write_json(fold_dir / RESULT_FILE, result)
+    write_csv(fold_dir / "predictions.csv", _prediction_rows(result.predictions, class_names),
+              _prediction_fields(class_names, result.predictions))
+    title = f"fold {result.fold} (subject {result.subject})"
+    plot_training_curves(result.history, fold_dir / "training_curves.png", title=title)
+    plot_intensity_curves(result.predictions[:6], class_names, fold_dir / "intensity.png")
+    write_json(fold_dir / RESULT_FILE, result.to_json())
 
 
 def load_fold_results(run_dir):
-    """Finished fold results of a run directory, sorted by fold number."""
+    """The finished folds of a run directory (`records.FoldResult`), sorted by fold number."""
     paths = sorted(Path(run_dir).glob(f"folds/*/{RESULT_FILE}"))
-    return sorted((json.loads(p.read_text()) for p in paths), key=lambda r: r["fold"])
+    return sorted((FoldResult.from_json(json.loads(p.read_text())) for p in paths), key=lambda r: r.fold)
 
 
 def _label_pairs(fold_results, dataset=None):
     """(labels, predictions) per fold, of the clips of `dataset` only if given (folds without any left out)."""
     pairs = []
     for result in fold_results:
-        clips = [c for c in result["predictions"] if dataset is None or c.get("dataset") == dataset]
+        clips = [c for c in result.predictions if dataset is None or c.get("dataset") == dataset]
         if clips:
             pairs.append(([c["label"] for c in clips], [c["pred"] for c in clips]))
     return pairs
@@ -98,13 +98,13 @@ def summarize(fold_results, num_classes):
     `per_dataset`: {dataset: {"paper", "pooled"}}, as the MEGC 2019 challenge reports them.
     """
     pairs = _label_pairs(fold_results)
-    clips = [c for r in fold_results for c in r["predictions"] if "rho" in c]
+    clips = [c for r in fold_results for c in r.predictions]
     scores = {"paper": metrics.paper_protocol(pairs, num_classes), "pooled": metrics.pooled_protocol(pairs),
-              "tendency": metrics.tendency_summary(clips)}
-    truth = metrics.truth_summary([c for r in fold_results for c in r["predictions"]])
+              "tendency": metrics.tendency_summary([c for c in clips if "rho" in c])}
+    truth = metrics.truth_summary(clips)
     if truth:
         scores["truth"] = truth
-    datasets = sorted({c["dataset"] for r in fold_results for c in r["predictions"] if "dataset" in c})
+    datasets = sorted({c["dataset"] for c in clips if "dataset" in c})
     if datasets:
         scores["per_dataset"] = {
             d: {"paper": metrics.paper_protocol(_label_pairs(fold_results, d), num_classes),
@@ -112,68 +112,62 @@ def summarize(fold_results, num_classes):
     return scores
 
 
-def write_summary(out_dir, fold_results, class_names, all_subjects, notes=None):
-    """Writes the final results of a (possibly partial) LOSO run.
+def summarize_run(fold_results, class_names, all_subjects, notes=None):
+    """The final results of a (possibly partial) LOSO run, a `records.RunResult`.
+
+    Args:
+        fold_results: finished `records.FoldResult`s (`load_fold_results`).
+        class_names: names of the label ids.
+        all_subjects: every subject of the dataset, to tell whether LOSO is complete.
+        notes: JSON-able dict added to results.json (e.g. the lambdas of a loss ablation).
+    """
+    done = [r.subject for r in fold_results]
+    clips = [c for r in fold_results for c in r.predictions]
+    matrix = metrics.confusion_matrix([c["label"] for c in clips], [c["pred"] for c in clips], len(class_names))
+    return RunResult(**summarize(fold_results, len(class_names)), class_names=list(class_names),
+                     complete=sorted(done) == sorted(all_subjects),
+                     missing_subjects=[s for s in all_subjects if s not in done], folds=list(fold_results),
+                     confusion_matrix=matrix.tolist(), notes=dict(notes or {}))
+
+
+def write_summary(out_dir, run):
+    """Writes the final results of a run (`summarize_run`) into `out_dir`.
 
     Files: results.json, results.csv (protocol, metric, value), folds.csv (one
     row per fold), predictions.csv (every test clip), confusion_matrix.png,
     intensity.png (a few test clips, one per fold).
-
-    Args:
-        out_dir: run directory (or merge output).
-        fold_results: finished fold results (`load_fold_results`).
-        class_names: names of the label ids.
-        all_subjects: every subject of the dataset, to tell whether LOSO is complete.
-        notes: JSON-able dict added to results.json (e.g. the lambdas of a loss ablation).
-
-    Returns:
-        the results dict written to results.json.
     """
     out_dir = Path(out_dir)
-    scores = summarize(fold_results, len(class_names))
-    done = [r["subject"] for r in fold_results]
-    clips = [c for r in fold_results for c in r["predictions"]]
-    matrix = metrics.confusion_matrix([c["label"] for c in clips], [c["pred"] for c in clips], len(class_names))
-    truth_fields = [k for k in scores.get("truth", {}) if k != "n"]
-    fold_fields = ["fold", "subject", "n", "accuracy", "precision", "recall", "f1", "f1_all", "rho", "abs_z",
-                   *truth_fields, "epochs", "train_seconds"]
-    results = {
-        **scores,
-        "class_names": list(class_names),
-        "complete": sorted(done) == sorted(all_subjects),
-        "missing_subjects": [s for s in all_subjects if s not in done],
-        "folds": [{k: r.get(k) for k in fold_fields} for r in fold_results],
-        "confusion_matrix": matrix.tolist(),
-        **(notes or {}),
-    }
+    clips = [c for r in run.folds for c in r.predictions]
+    results = run.to_json()
     write_json(out_dir / "results.json", results)
-    write_csv(out_dir / "folds.csv", results["folds"], fold_fields)
+    write_csv(out_dir / "folds.csv", results["folds"], fold_row_fields(run.truth_fields))
     rows = [{"protocol": p, "metric": m, "value": v} for p in ("paper", "pooled", "tendency", "truth")
-            for m, v in scores.get(p, {}).items()]
-    rows += [{"protocol": f"{p}/{d}", "metric": m, "value": v} for d, by in scores.get("per_dataset", {}).items()
+            for m, v in getattr(run, p).items()]
+    rows += [{"protocol": f"{p}/{d}", "metric": m, "value": v} for d, by in run.per_dataset.items()
              for p in ("pooled", "paper") for m, v in by[p].items()]
     write_csv(out_dir / "results.csv", rows, ["protocol", "metric", "value"])
-    write_csv(out_dir / "predictions.csv", _prediction_rows(clips, class_names), _prediction_fields(class_names, clips))
-    plot_confusion_matrix(matrix, class_names, out_dir / "confusion_matrix.png",
-                          title=f"LOSO, {len(fold_results)} folds, {len(clips)} clips")
-    plot_intensity_curves([r["predictions"][0] for r in fold_results[:8]], class_names, out_dir / "intensity.png")
-    return results
+    write_csv(out_dir / "predictions.csv", _prediction_rows(clips, run.class_names),
+              _prediction_fields(run.class_names, clips))
+    plot_confusion_matrix(run.confusion_matrix, run.class_names, out_dir / "confusion_matrix.png",
+                          title=f"LOSO, {len(run.folds)} folds, {len(clips)} clips")
+    plot_intensity_curves([r.predictions[0] for r in run.folds[:8]], run.class_names, out_dir / "intensity.png")
 
 
-def format_summary(results):
-    """The results as text: one line per protocol, per dataset of a composite and for the tendency of k.
+def format_summary(run):
+    """A `records.RunResult` as text: one line per protocol, per dataset of a composite and for the tendency of k.
 
     A composite's summary comes first, with what was not found counted (the
     ids were printed when it was built).
     """
-    paper, pooled, tendency = results["paper"], results["pooled"], results["tendency"]
+    paper, pooled, tendency = run.paper, run.pooled, run.tendency
     f1_all = f" / F1 over all classes {100 * paper['f1_all']:.2f}" if "f1_all" in paper else ""
     per_dataset = "".join(
         f"  {d} ({by['pooled']['n']} clips): UF1 {100 * by['pooled']['uf1']:.2f} / UAR {100 * by['pooled']['uar']:.2f}"
         f" / Acc {100 * by['pooled']['accuracy']:.2f}; paper protocol ({by['paper']['num_folds']} folds) Acc "
         f"{100 * by['paper']['accuracy']:.2f} / F1 {100 * by['paper']['f1']:.2f}\n"
-        for d, by in results.get("per_dataset", {}).items())
-    composite = f"{format_composite(results['composite'])}\n" if "composite" in results else ""
+        for d, by in run.per_dataset.items())
+    composite = f"{format_composite(run.notes['composite'])}\n" if "composite" in run.notes else ""
     return composite + (
         f"paper protocol ({paper['num_folds']} folds): Acc {100 * paper['accuracy']:.2f} / "
         f"F1 {100 * paper['f1']:.2f} (classes present){f1_all}\n"
@@ -181,7 +175,7 @@ def format_summary(results):
         f"UF1 {100 * pooled['uf1']:.2f} / UAR {100 * pooled['uar']:.2f}\n{per_dataset}"
         f"tendency of k ({tendency['n']} clips): Spearman rho {tendency['rho']:.3f} "
         f"({tendency['rho_undefined']} clips with constant k), rank-sum |Z| {tendency['abs_z']:.2f}"
-        + (f"\n{format_truth(results['truth'])}" if "truth" in results else "")
+        + (f"\n{format_truth(run.truth)}" if run.truth else "")
     )
 
 

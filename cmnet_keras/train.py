@@ -44,12 +44,12 @@ def main(argv=None):
     from cmnet_keras.training import ConfigMismatchError, RunDirError, run_loso, train_final_model
     from cmnet_keras.training.seeds import run_seeds
 
-    cache, options = cli.prepare_run(parser, args, config)
+    cache, options = cli.prepare_run(parser, args, config, command)
     try:
         if args.seeds:
-            run_seeds(cache, config, args.out, args.seeds, command=command, **options)
+            run_seeds(cache, config, args.out, args.seeds, options)
         else:
-            run_loso(cache, config, args.out, command=command, **options)
+            run_loso(cache, config, args.out, options)
         if args.final_model and is_chief(args.strategy):  # one device, the chief alone
             train_final_model(cache, config, args.out, verbose=args.verbose)
     except (ConfigMismatchError, RunDirError, OutputError, StrategyError) as error:

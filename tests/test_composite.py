@@ -17,6 +17,7 @@ from sklearn import metrics as skm
 from cmnet_keras import ablation, metrics, preprocess, reports, train
 from cmnet_keras.data import cache, composite, pipeline
 from cmnet_keras.data.folds import loso_folds
+from cmnet_keras.records import FoldResult
 from cmnet_keras.training.merge import merge_runs
 from fixtures import run_preprocess, write_casme2_tree, write_samm_tree, write_smic_tree
 
@@ -166,11 +167,11 @@ def test_uf1_and_uar_per_dataset_equal_scikit_learn(tmp_path):
     folds = []
     for number, (dataset, n) in enumerate([("casme2", 7), ("samm", 9), ("smic", 5), ("samm", 6), ("casme2", 4)]):
         labels, preds = rng.integers(0, 3, n), rng.integers(0, 3, n)
-        folds.append({"fold": number, "subject": f"{dataset}/s{number}", "predictions": [
-            {"dataset": dataset, "label": int(t), "pred": int(p)} for t, p in zip(labels, preds)]})
+        folds.append(FoldResult(fold=number, subject=f"{dataset}/s{number}", predictions=[
+            {"dataset": dataset, "label": int(t), "pred": int(p)} for t, p in zip(labels, preds)]))
     scores = reports.summarize(folds, 3)
     for dataset in ("casme2", "samm", "smic"):
-        clips = [c for f in folds for c in f["predictions"] if c["dataset"] == dataset]
+        clips = [c for f in folds for c in f.predictions if c["dataset"] == dataset]
         y_true, y_pred = [c["label"] for c in clips], [c["pred"] for c in clips]
         pooled = scores["per_dataset"][dataset]["pooled"]
         assert pooled["n"] == len(clips)
@@ -178,8 +179,8 @@ def test_uf1_and_uar_per_dataset_equal_scikit_learn(tmp_path):
         if set(y_pred) <= set(y_true):  # recall_score averages over the predicted classes too
             assert pooled["uar"] == pytest.approx(skm.recall_score(y_true, y_pred, average="macro"))
         assert pooled["uar"] == pytest.approx(skm.balanced_accuracy_score(y_true, y_pred))
-    y_true = [c["label"] for f in folds for c in f["predictions"]]
-    y_pred = [c["pred"] for f in folds for c in f["predictions"]]
+    y_true = [c["label"] for f in folds for c in f.predictions]
+    y_pred = [c["pred"] for f in folds for c in f.predictions]
     assert scores["pooled"]["uf1"] == pytest.approx(skm.f1_score(y_true, y_pred, average="macro"))
     assert scores["pooled"]["uar"] == pytest.approx(skm.recall_score(y_true, y_pred, average="macro"))
     # Hand-made: truth 0 0 1 2, predictions 0 1 1 1 -> recalls 1/2, 1, 0; F1 2/3, 1/2, 0.
@@ -211,16 +212,16 @@ def test_composite_loso_split_and_merged_gives_per_dataset_scores(small_caches, 
     assert "list clips not in the caches" in capsys.readouterr().out  # the other subjects of the list
     _train(tmp_path / "b", "--cache", *caches, "--folds", "3-5")
     results = merge_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "merged")
-    assert results["complete"] and len(results["folds"]) == 6
-    assert [f["subject"] for f in results["folds"]] == ["casme2/sub01", "casme2/sub02", "samm/006", "samm/007",
+    assert results.complete and len(results.folds) == 6
+    assert [f.subject for f in results.folds] == ["casme2/sub01", "casme2/sub02", "samm/006", "samm/007",
                                                         "smic/s1", "smic/s2"]
     clips = pd.read_csv(tmp_path / "merged" / "predictions.csv")
-    for dataset, by in results["per_dataset"].items():
+    for dataset, by in results.per_dataset.items():
         part = clips[clips["subject"].str.startswith(dataset + "/")]
         assert by["pooled"]["n"] == len(part) == 4
         assert by["pooled"]["uf1"] == pytest.approx(skm.f1_score(part["label"], part["pred"], average="macro"))
         assert by["pooled"]["uar"] == pytest.approx(skm.balanced_accuracy_score(part["label"], part["pred"]))
-    assert results["composite"]["clips"] == 12
+    assert results.notes["composite"]["clips"] == 12
     table = pd.read_csv(tmp_path / "merged" / "results.csv")
     assert {"pooled/casme2", "pooled/samm", "pooled/smic", "paper/smic"} <= set(table["protocol"])
 

@@ -20,6 +20,7 @@ EPOCHS = 2
 WORKER = f"""
 import sys
 from cmnet_keras import cli, get_config
+from cmnet_keras.records import RunOptions
 from cmnet_keras.training import run_loso
 
 config = get_config("tiny", sampler="deterministic", jitter_rate=0.0, grayscale_rate=0.0, blur_rate=0.0,
@@ -27,7 +28,8 @@ config = get_config("tiny", sampler="deterministic", jitter_rate=0.0, grayscale_
 
 
 def main():  # exit code 0 when done: `exit_on_error` exits with what main returns
-    run_loso(sys.argv[1], config, sys.argv[2], folds=[0], strategy=sys.argv[3], verbose=0, checkpoint_every=1)
+    run_loso(sys.argv[1], config, sys.argv[2],
+             RunOptions(folds=[0], strategy=sys.argv[3], verbose=0, checkpoint_every=1))
 
 
 cli.exit_on_error(main)

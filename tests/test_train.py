@@ -16,6 +16,7 @@ from sklearn import metrics as skm
 from cmnet_keras import ablation, cli, get_config, reports, train
 from cmnet_keras.data import cache
 from cmnet_keras.data.folds import fold_subjects, loso_folds
+from cmnet_keras.records import RunResult
 from cmnet_keras.training import ConfigMismatchError, parse_folds, run_dir
 from cmnet_keras.training.ablation import loss_rows
 from cmnet_keras.training.seeds import seed_statistics
@@ -33,8 +34,8 @@ def _args(cache_dir, out, *extra):
 
 def _fold_table(run_dir):
     """(fold, subject, n, accuracy, f1, labels, preds, probs) per finished fold."""
-    return [(r["fold"], r["subject"], r["n"], r["accuracy"], r["f1"], [c["label"] for c in r["predictions"]],
-             [c["pred"] for c in r["predictions"]], [c["probs"] for c in r["predictions"]])
+    return [(r.fold, r.subject, r.n, r.accuracy, r.f1, [c["label"] for c in r.predictions],
+             [c["pred"] for c in r.predictions], [c["probs"] for c in r.predictions])
             for r in reports.load_fold_results(run_dir)]
 
 
@@ -104,16 +105,16 @@ def test_run_writes_results_and_plots(full_run, tiny_cache):
         p = skm.precision_score(labels, preds, average="macro", zero_division=0)
         r = skm.recall_score(labels, preds, average="macro", zero_division=0)
         assert f1 == pytest.approx(2 * p * r / (p + r) if p + r else 0.0)
-        fold_result = next(r for r in reports.load_fold_results(full_run) if r["fold"] == fold)
+        fold_result = next(r for r in reports.load_fold_results(full_run) if r.fold == fold)
         p = skm.precision_score(labels, preds, labels=range(3), average="macro", zero_division=0)
         r = skm.recall_score(labels, preds, labels=range(3), average="macro", zero_division=0)
-        assert fold_result["f1_all"] == pytest.approx(2 * p * r / (p + r) if p + r else 0.0)
+        assert fold_result.f1_all == pytest.approx(2 * p * r / (p + r) if p + r else 0.0)
     labels = sum((t[5] for t in table), [])
     preds = sum((t[6] for t in table), [])
     assert results["pooled"]["uf1"] == pytest.approx(skm.f1_score(labels, preds, average="macro", zero_division=0))
     assert results["pooled"]["uar"] == pytest.approx(skm.balanced_accuracy_score(labels, preds))
     assert results["paper"]["accuracy"] == pytest.approx(np.mean([t[3] for t in table]))
-    clips = [c for r in reports.load_fold_results(full_run) for c in r["predictions"]]
+    clips = [c for r in reports.load_fold_results(full_run) for c in r.predictions]
     for clip in clips:
         rho = stats.spearmanr(clip["intensity"], clip["prototype"]).statistic
         assert clip["rho"] == pytest.approx(rho, abs=1e-6) or (np.isnan(rho) and np.isnan(clip["rho"]))
@@ -163,10 +164,10 @@ def test_split_interrupted_resumed_and_merged_runs_equal_one_run(full_run, tiny_
 
     merged = merge_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "merged")
     single = json.loads((full_run / "results.json").read_text())
-    assert merged["complete"]
+    assert merged.complete
     assert _fold_table(tmp_path / "a") + _fold_table(tmp_path / "b") == _fold_table(full_run)
     for protocol in ("paper", "pooled"):
-        assert merged[protocol] == single[protocol]
+        assert getattr(merged, protocol) == single[protocol]
     assert (tmp_path / "merged" / "confusion_matrix.png").is_file()
 
 
@@ -214,14 +215,15 @@ def test_loss_table_keeps_the_remaining_paper_weights_or_renormalises_them():
 
 def test_seed_statistics_give_the_mean_and_sample_std_of_defined_values():
     uf1, rho = [0.4041, 0.3133, 0.4154], [float("nan"), 0.08, 0.04]
-    results = {seed: {"pooled": {"uf1": u}, "tendency": {"rho": r}} for seed, u, r in zip((0, 1, 2), uf1, rho)}
+    results = {seed: RunResult(paper={}, pooled={"uf1": u}, tendency={"rho": r})
+               for seed, u, r in zip((0, 1, 2), uf1, rho)}
     got = seed_statistics(results)
     assert set(got) == {"pooled.uf1", "tendency.rho"}
     assert got["pooled.uf1"]["mean"] == pytest.approx(statistics.mean(uf1))
     assert got["pooled.uf1"]["std"] == pytest.approx(0.0559, abs=1e-4)  # by hand: sqrt(62.6e-4 / 2)
     assert got["tendency.rho"]["mean"] == pytest.approx(0.06)
     assert got["tendency.rho"]["std"] == pytest.approx(statistics.stdev([0.08, 0.04]))
-    assert seed_statistics({0: {"pooled": {"uf1": 0.4}}})["pooled.uf1"]["std"] == 0.0
+    assert seed_statistics({0: RunResult(paper={}, pooled={"uf1": 0.4}, tendency={})})["pooled.uf1"]["std"] == 0.0
 
 
 def test_optimizer_and_clip_flips_from_the_command_line(capsys):
@@ -248,7 +250,7 @@ def test_sampler_table_over_seeds_with_paired_tests(tiny_cache, tmp_path, capsys
     assert table["setting"].tolist() == ["deterministic", "random", "probabilistic"]
 
     def fold_accuracies(folder):
-        return [r["accuracy"] for seed in (0, 1) for r in reports.load_fold_results(tmp_path / folder / f"seed{seed}")]
+        return [r.accuracy for seed in (0, 1) for r in reports.load_fold_results(tmp_path / folder / f"seed{seed}")]
 
     reference = fold_accuracies("probabilistic")
     for row in table.itertuples():

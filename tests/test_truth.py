@@ -11,6 +11,7 @@ from scipy import stats
 from cmnet_keras import metrics, reports, train
 from cmnet_keras.data import cache, intensity_reference, temporal
 from cmnet_keras.data.truth import ClipTruth, read_truth_table
+from cmnet_keras.records import RunResult
 
 
 def _hand_raised_cosine(t, onset, apex, offset):
@@ -134,7 +135,7 @@ def truth_run(tmp_path_factory, synthetic_cache):
 
 def test_every_run_measures_k_against_the_true_intensity(truth_run):
     results = json.loads((truth_run / "results.json").read_text())
-    clips = [c for r in reports.load_fold_results(truth_run) for c in r["predictions"]]
+    clips = [c for r in reports.load_fold_results(truth_run) for c in r.predictions]
     with_truth = [c for c in clips if c["subject"] != "sub10"]
     assert all("true_intensity" not in c and "rho_true" not in c for c in clips if c["subject"] == "sub10")
     for clip in with_truth:
@@ -156,4 +157,4 @@ def test_every_run_measures_k_against_the_true_intensity(truth_run):
     assert {"rho_true_k", "amplitude_k", "rho_true_flow", "rho_true_frame_difference"} <= set(folds.columns)
     assert folds.loc[folds.subject == "sub10", "rho_true_k"].isna().all()
     assert "truth" in set(pd.read_csv(truth_run / "results.csv")["protocol"])
-    assert "true intensity (4 clips), rho_true / amplitude agreement: learned k" in reports.format_summary(results)
+    assert "true intensity (4 clips), rho_true / amplitude agreement: learned k" in reports.format_summary(RunResult.from_json(results))

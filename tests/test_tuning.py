@@ -62,9 +62,9 @@ class StubObjective:
         return {search.OBJECTIVE: 0.1 + 0.8 * l2 + 0.05 * l1, "fold_accuracy": {"sub01": l2}}
 
 
-def _search(out, objective, **kwargs):
-    return search.run_search(get_config("tiny"), "unused-cache", out, step=0.5, objective_fn=objective, verbose=0,
-                           **kwargs)
+def _search(out, objective, **options):
+    return search.run_search(get_config("tiny"), "unused-cache", out,
+                             search.SearchOptions(step=0.5, verbose=0, **options), objective_fn=objective)
 
 
 def test_rerun_continues_the_search(tmp_path):
@@ -160,10 +160,11 @@ def test_other_settings_are_refused(tmp_path):
     out = tmp_path / "search"
     _search(out, StubObjective(), max_trials=1)
     with pytest.raises(ValueError, match=r"step: 0.5 \(search\) != 0.25 \(now\)"):
-        search.run_search(get_config("tiny"), "unused-cache", out, step=0.25, objective_fn=StubObjective(), verbose=0)
+        search.run_search(get_config("tiny"), "unused-cache", out, search.SearchOptions(step=0.25, verbose=0),
+                          objective_fn=StubObjective())
     runs = StubObjective()
-    search.run_search(get_config("tiny"), "unused-cache", out, step=0.25, objective_fn=runs, verbose=0,
-                    max_trials=1, overwrite=True)
+    search.run_search(get_config("tiny"), "unused-cache", out,
+                      search.SearchOptions(step=0.25, verbose=0, max_trials=1, overwrite=True), objective_fn=runs)
     assert len(runs.calls) == 1 and len(pd.read_csv(out / "trials.csv")) == 1
 
 

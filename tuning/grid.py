@@ -134,7 +134,7 @@ def main(argv=None):
     from cmnet_keras.data.cache import CacheLockedError
 
     try:  # the [tuning] extra: a one-line error naming it
-        from tuning.search import OBJECTIVE, TENSORBOARD, is_worker, run_search
+        from tuning.search import OBJECTIVE, TENSORBOARD, SearchOptions, is_worker, run_search
     except ImportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -154,10 +154,11 @@ def main(argv=None):
         config = config_for_cache(config, data.cache_dir)
         folds = _fold_numbers(args, data)
         settings = {"cache_fingerprint": cache_fingerprint(data.cache_dir), "preset": args.preset}
-        _, best = run_search(config, data.cache_dir, args.out, step=args.step, folds=folds, objective=args.objective,
-                             validation_subjects=args.validation_subjects, max_trials=args.max_trials,
-                             max_consecutive_failures=args.max_consecutive_failures, overwrite=args.overwrite,
-                             settings=settings, verbose=args.verbose)
+        options = SearchOptions(step=args.step, folds=folds, objective=args.objective,
+                                validation_subjects=args.validation_subjects, max_trials=args.max_trials,
+                                max_consecutive_failures=args.max_consecutive_failures, overwrite=args.overwrite,
+                                verbose=args.verbose)
+        _, best = run_search(config, data.cache_dir, args.out, options, settings=settings)
     except (ValueError, ImportError, OSError, CacheLockedError) as e:
         parser.exit(2, f"error: {e}\n")
     except RuntimeError as e:  # keras-tuner: too many failed trials in a row

@@ -4,6 +4,7 @@ The command line is `python -m tuning.grid` (its docstring describes the search,
 its files, resume, failed trials and the distributed mode).
 """
 
+import dataclasses
 import functools
 import json
 import math
@@ -14,9 +15,10 @@ import time
 
 import pandas as pd
 
-from cmnet_keras import files, markdown, optional, reports
+from cmnet_keras import files, markdown, optional
 from cmnet_keras.config import CMNetConfig
 from cmnet_keras.options import OBJECTIVES
+from cmnet_keras.records import RunOptions
 from cmnet_keras.training.run_dir import check_settings
 
 kt = optional.require("keras_tuner")
@@ -34,6 +36,36 @@ SEARCH_FILE = "search.json"
 _EPS = 1e-9
 # keras-tuner fails every trial without it: `optional.require(TENSORBOARD)` before a search.
 TENSORBOARD = "tensorboard.plugins.hparams.api"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SearchOptions:
+    """How a λ search runs, besides the model's config (`run_search`, `python -m tuning.grid`).
+
+    Attributes:
+        step: grid spacing of λ1 and λ2 (see `simplex_grid`).
+        folds: 0-based outer fold numbers each trial runs (None: all).
+        objective: a name of `OBJECTIVES` ("nested" or "loso-test"), see `loso_objective`;
+            it is written into every table.
+        validation_subjects: training subjects per outer fold scored by the nested objective.
+        max_trials: total trial budget, counting reloaded trials (None: the whole grid).
+        max_consecutive_failures: stop after this many failed trials in a row.
+        overwrite: discard an existing project in the search folder.
+        verbose: KerasTuner / Keras verbosity.
+    """
+
+    step: float = 0.1
+    folds: list | None = None
+    objective: str = "nested"
+    validation_subjects: int = 1
+    max_trials: int | None = None
+    max_consecutive_failures: int = 3
+    overwrite: bool = False
+    verbose: int = 1
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {tuple(OBJECTIVES)}, got {self.objective!r}")
 
 
 def simplex_grid(step=0.1):
@@ -97,18 +129,16 @@ def loso_objective(config, cache_dir, out, folds=None, verbose=1, objective="nes
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {tuple(OBJECTIVES)}, got {objective!r}")
     nested = objective == "nested"
-    results = run_loso(cache_dir, config, out, folds=folds, verbose=verbose,
-                       validation_subjects=validation_subjects if nested else 0,
-                       evaluate_on="validation" if nested else "test")
-    fold_accuracy = {}
-    for result in reports.load_fold_results(out):
-        scored = "+".join(sorted({c["subject"] for c in result["predictions"]}))
-        fold_accuracy[scored] = result["accuracy"]
+    results = run_loso(cache_dir, config, out, RunOptions(folds=folds, verbose=verbose,
+                                                          validation_subjects=validation_subjects if nested else 0,
+                                                          evaluate_on="validation" if nested else "test"))
+    fold_accuracy = {"+".join(sorted({c["subject"] for c in fold.predictions})): fold.accuracy
+                     for fold in results.folds}
     return {
-        OBJECTIVE: results["paper"]["accuracy"],
-        "f1": results["paper"]["f1"],
-        "pooled_uf1": results["pooled"]["uf1"],
-        "pooled_uar": results["pooled"]["uar"],
+        OBJECTIVE: results.paper["accuracy"],
+        "f1": results.paper["f1"],
+        "pooled_uf1": results.pooled["uf1"],
+        "pooled_uar": results.pooled["uar"],
         "fold_accuracy": fold_accuracy,
     }
 
@@ -218,8 +248,7 @@ class LambdaGridSearch(kt.Tuner):
                       f"{_error_line(trial.message)} (traceback in {trial_file})", file=sys.stderr, flush=True)
 
 
-def make_tuner(objective_fn, config, cache_dir, out, step=0.1, folds=None, max_trials=None,
-               max_consecutive_failures=3, overwrite=False):
+def make_tuner(objective_fn, config, cache_dir, out, options=SearchOptions()):
     """Builds the KerasTuner grid search over the λ simplex; reloads an existing `out`.
 
     Args:
@@ -229,27 +258,23 @@ def make_tuner(objective_fn, config, cache_dir, out, step=0.1, folds=None, max_t
         config: base `CMNetConfig` (its `lambdas` are replaced per trial).
         cache_dir: preprocessed clip cache passed to `objective_fn`.
         out: project folder (KerasTuner files and tables).
-        step: grid spacing (see `simplex_grid`).
-        folds: fold indices passed to `objective_fn` (None: all).
-        max_trials: total trial budget, counting reloaded trials (None: the whole grid).
-        max_consecutive_failures: stop after this many failed trials in a row.
-        overwrite: discard an existing project in `out`.
+        options: `SearchOptions` (its step, folds, max_trials, max_consecutive_failures and overwrite).
     """
     optional.require(TENSORBOARD)
     out = pathlib.Path(out)
     hp = kt.HyperParameters()
-    hp.Choice(HP_NAME, [format_lambdas(p) for p in simplex_grid(step)])
+    hp.Choice(HP_NAME, [format_lambdas(p) for p in simplex_grid(options.step)])
     return LambdaGridSearch(
         objective_fn,
         config,
         cache_dir,
-        folds,
+        options.folds,
         hyperparameters=hp,
-        max_trials=max_trials,
-        max_consecutive_failed_trials=max_consecutive_failures,
+        max_trials=options.max_trials,
+        max_consecutive_failed_trials=options.max_consecutive_failures,
         directory=str(out.parent),
         project_name=out.name,
-        overwrite=overwrite,
+        overwrite=options.overwrite,
     )
 
 
@@ -331,44 +356,36 @@ def is_worker():
     return "KERASTUNER_ORACLE_IP" in os.environ and os.environ.get("KERASTUNER_TUNER_ID", "tuner0") != "chief"
 
 
-def run_search(config, cache_dir, out, step=0.1, folds=None, objective="nested", validation_subjects=1,
-               objective_fn=None, max_trials=None, max_consecutive_failures=3, overwrite=False, settings=None,
-               verbose=1):
+def run_search(config, cache_dir, out, options=SearchOptions(), objective_fn=None, settings=None):
     """Runs (or continues) the λ grid search and writes its tables.
 
     Args:
-        config, cache_dir, out, step, folds, max_trials, max_consecutive_failures,
-        overwrite: see `make_tuner`.
-        objective: a name of `OBJECTIVES` ("nested" or "loso-test"), see `loso_objective`;
-            it is written into every table.
-        validation_subjects: training subjects per outer fold scored by the nested objective.
-        objective_fn: the trial objective (default: `loso_objective` with `objective`
+        config, cache_dir, out: see `make_tuner`.
+        options: `SearchOptions`.
+        objective_fn: the trial objective (default: `loso_objective` with the options' `objective`
             and `validation_subjects`; tests pass a stub).
         settings: JSON-able dict identifying the search (dataset, preset, ...);
             a rerun in the same `out` must match it.
-        verbose: KerasTuner / Keras verbosity.
 
     Returns:
         (tuner, best) where best is `{"trial", "lambdas", "score", "objective"}` or None.
     """
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {tuple(OBJECTIVES)}, got {objective!r}")
+    objective = options.objective
     if objective_fn is None:
-        objective_fn = functools.partial(loso_objective, objective=objective, validation_subjects=validation_subjects)
-    settings = {"step": step, "folds": folds, "objective": objective,
-                "validation_subjects": validation_subjects if objective == "nested" else 0, **(settings or {}),
-                "config": {k: v for k, v in config.to_dict().items() if k != "lambdas"}}
+        objective_fn = functools.partial(loso_objective, objective=objective,
+                                         validation_subjects=options.validation_subjects)
+    settings = {"step": options.step, "folds": options.folds, "objective": objective,
+                "validation_subjects": options.validation_subjects if objective == "nested" else 0,
+                **(settings or {}), "config": {k: v for k, v in config.to_dict().items() if k != "lambdas"}}
     settings = json.loads(json.dumps(settings))
-    if not overwrite:
+    if not options.overwrite:
         _check_settings(out, settings)
         if pathlib.Path(out).is_dir():
             files.remove_stale_temps(out)  # left by a killed search
-    tuner = make_tuner(objective_fn, config, cache_dir, out, step=step, folds=folds,
-                       max_trials=max_trials, max_consecutive_failures=max_consecutive_failures,
-                       overwrite=overwrite)
+    tuner = make_tuner(objective_fn, config, cache_dir, out, options)
     files.write_json(pathlib.Path(out) / SEARCH_FILE, settings)
     try:
-        tuner.search(verbose=verbose)
+        tuner.search(verbose=options.verbose)
     finally:
         best = None if is_worker() else write_results(tuner, out, objective)
     return tuner, best

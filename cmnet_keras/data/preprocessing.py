@@ -87,6 +87,21 @@ class PreprocessReport:
         return "\n".join(lines)
 
 
+@dataclasses.dataclass(frozen=True)
+class ClipOptions:
+    """How every clip of a run is made (`preprocess_dataset`'s arguments of the same names)."""
+
+    image_size: int
+    num_frames: int
+    cropped: bool
+    face_model: pathlib.Path | str | None
+    temporal_method: str
+
+    def __post_init__(self):
+        if self.temporal_method not in temporal.METHODS:
+            raise ValueError(f"temporal_method must be one of {temporal.METHODS}, got {self.temporal_method!r}")
+
+
 def read_source_frames(clip, indices):
     """Reads the clip's frames at 0-based positions `indices` (relative to the onset)."""
     positions = [clip.onset + int(i) for i in indices]
@@ -232,8 +247,7 @@ def preprocess_dataset(spec, out, image_size=224, num_frames=16, cropped=False, 
     out = pathlib.Path(out)
     clips, duplicates, conflicts = split_duplicates(spec.clips if limit is None else spec.clips[:limit])
     report = PreprocessReport(unusable=list(spec.dropped.problems) + duplicates, failed=conflicts)
-    if temporal_method not in temporal.METHODS:
-        raise ValueError(f"temporal_method must be one of {temporal.METHODS}, got {temporal_method!r}")
+    options = ClipOptions(image_size, num_frames, cropped, face_model, temporal_method)
     settings = None if not clips else run_settings(spec, image_size, num_frames, cropped, face_model, temporal_method)
     with cache.lock(out, log=log):
         files.remove_stale_temps(out)
@@ -257,8 +271,7 @@ def preprocess_dataset(spec, out, image_size=224, num_frames=16, cropped=False, 
                                   "image_size": image_size, "num_frames": num_frames, "cropped": bool(cropped),
                                   "settings": settings})
         try:
-            _process(out, todo, settings, report, records, num_frames, image_size, cropped, face_model, progress,
-                     total=len(clips))
+            _process(out, todo, options, settings, report, records, progress, total=len(clips))
         except BaseException:
             with contextlib.suppress(files.OutputError):  # the first error is the one to report
                 write_index()
@@ -285,18 +298,20 @@ def _cached_state(out, clip, settings, records):
     return reason
 
 
-def _process(out, todo, settings, report, records, num_frames, image_size, cropped, face_model, progress, total):
+def _process(out, todo, options, settings, report, records, progress, total):
+    """Makes the clips of `todo` ((clip, why) pairs) with `options` into the cache `out`, recording them in
+    `report` and `records` (see `preprocess_dataset`)."""
     aligner = None
-    if todo and not cropped:
+    if todo and not options.cropped:
         started = time.perf_counter()
-        aligner = face.FaceAligner(model_path=face_model, output_size=image_size, margin=CROP_MARGIN)
+        aligner = face.FaceAligner(model_path=options.face_model, output_size=options.image_size, margin=CROP_MARGIN)
         report.startup_seconds = time.perf_counter() - started
     start = time.perf_counter()
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
 
             def read_ahead(clip):
-                plan = clip_plan(clip, num_frames, settings["temporal"])
+                plan = clip_plan(clip, options.num_frames, options.temporal_method)
                 return plan, pool.submit(read_source_frames, clip, plan.source_indices)
 
             bar = tqdm(total=total, initial=total - len(todo), desc="preprocess", unit="clip",
@@ -306,7 +321,8 @@ def _process(out, todo, settings, report, records, num_frames, image_size, cropp
                 plan, frames = pending
                 pending = read_ahead(todo[k + 1][0]) if k + 1 < len(todo) else None
                 try:
-                    frames, apex, apex_source, truth = finish_clip(clip, plan, frames.result(), image_size, aligner)
+                    frames, apex, apex_source, truth = finish_clip(clip, plan, frames.result(), options.image_size,
+                                                                   aligner)
                     record = clip_record(clip, apex, apex_source)
                     cache.save_clip(out, record, frames, {"settings": settings, "source": clip_source(clip)},
                                     true_intensity=truth)

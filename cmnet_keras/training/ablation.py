@@ -24,6 +24,7 @@ from pathlib import Path
 from cmnet_keras import files, markdown
 from cmnet_keras.config import SAMPLERS, TENDENCY
 from cmnet_keras.options import TABLES
+from cmnet_keras.records import RunOptions
 from cmnet_keras.training.seeds import PAIRED_METRICS, check_seeds, paired_test, run_seeds, seed_statistics
 
 REFERENCE_ROWS = {"losses": "lc_id_wrst", "tendency": "baseline"}  # Table 2's: the base config's sampler
@@ -109,7 +110,7 @@ def format_table(title, header, rows):
     return f"{title}\n\n" + markdown.table(columns, cells, right=columns[1:])
 
 
-def run_ablation(table, cache_dir, base, out, seeds=None, preset_name="", renormalise=False, **run_options):
+def run_ablation(table, cache_dir, base, out, seeds=None, preset_name="", renormalise=False, options=RunOptions()):
     """Runs every row of `table` over `seeds` as LOSO runs under `out/<row>/seed<S>/` and writes the table.
 
     Args:
@@ -120,7 +121,7 @@ def run_ablation(table, cache_dir, base, out, seeds=None, preset_name="", renorm
         seeds: seeds of every row (default: the base config's seed).
         preset_name: named in the table's title.
         renormalise: Table 3 with the remaining lambdas scaled to sum to 1 (not the paper's way).
-        **run_options: passed to `run_loso` (folds, strategy, verbose, command, ...).
+        options: the `records.RunOptions` of every run (folds, strategy, verbose, command, ...).
 
     Returns:
         the table as Markdown (also `<out>/table.md`; one row per line in `<out>/table.csv`).
@@ -131,13 +132,13 @@ def run_ablation(table, cache_dir, base, out, seeds=None, preset_name="", renorm
     variants = table_rows(table, base, renormalise)
     for name, folder, changes in variants:
         print(f"=== {name}: {changes} ===", flush=True)
-        runs[folder] = run_seeds(cache_dir, base.replace(**changes), out / folder, seeds, **run_options)
+        runs[folder] = run_seeds(cache_dir, base.replace(**changes), out / folder, seeds, options)
     reference = runs[reference_folder(table, base)]
     rows = []
     for name, folder, changes in variants:
         tests = None if folder == reference_folder(table, base) else paired_test(runs[folder], reference)
         rows.append({"name": name, "folder": folder, **changes, "statistics": seed_statistics(runs[folder]),
-                     "tests": tests, "pairs": sum(len(r["folds"]) for r in runs[folder].values())})
+                     "tests": tests, "pairs": sum(len(r.folds) for r in runs[folder].values())})
     header = {"sampler": "Sampling", "losses": "Losses", "tendency": "Model"}[table]
     name = {"sampler": "Table 2", "losses": "Table 3", "tendency": "Tendency calibration"}[table]
     title = (f"{name} (LOSO, preset {preset_name}, seeds {seeds}): mean ± std over "

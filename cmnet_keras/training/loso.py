@@ -30,13 +30,12 @@ from cmnet_keras.data.cache_fit import check_config_fits
 from cmnet_keras.data.folds import fold_seed, fold_subjects, loso_folds
 from cmnet_keras.data.pipeline import epoch_steps, make_dataset
 from cmnet_keras.models import build_cmnet
+from cmnet_keras.records import MIXED_PRECISIONS, FoldResult, RunOptions
 from cmnet_keras.training import run_dir
 from cmnet_keras.training.progress import RunEstimate, format_duration
 
 FINAL_MODEL_FILE = "model.keras"
-EVALUATE_ON = ("test", "validation")
-CLASS_WEIGHTS = (None, "balanced")
-PRECISIONS = {None: "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
+PRECISIONS = dict(zip(MIXED_PRECISIONS, ("float32", "mixed_float16", "mixed_bfloat16")))
 
 
 def parse_folds(spec, num_folds):
@@ -126,18 +125,18 @@ def predict_fold(model, fold, fold_number, cache_dir):
     return clips
 
 
-def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, verbose=1, checkpoint_every=5,
-               compiled=None, resume_from=None, class_weight=None, callbacks=()):
+def train_fold(fold, fold_number, fold_dir, cache_dir, config, options=RunOptions(), *, tf_strategy=None,
+               compiled=None, resume_from=None, callbacks=()):
     """Trains one fold for `config.epochs` epochs (resuming from its checkpoint) and tests it.
 
     The remaining epochs run in one `fit` call on `fold.train`, which holds
     them (`loso_folds(..., epochs=range(checkpointed epoch, config.epochs),
     min_batch=R)`, as `run_loso` builds it); a checkpoint is saved every
-    `checkpoint_every` epochs and after the last. Under a strategy of R replicas
+    `options.checkpoint_every` epochs and after the last. Under a strategy of R replicas
     an epoch's last batch of fewer than R clips is dropped, so that no replica
     trains on an empty batch.
 
-    With `class_weight="balanced"` each training clip's L_C is weighted by
+    With `options.class_weight="balanced"` each training clip's L_C is weighted by
     `balanced_class_weight` of the fold's training labels (`CMNet.compute_loss`:
     L_ID and L_Wrst stay unweighted); the weights go into the fold result.
 
@@ -147,27 +146,23 @@ def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, ve
         fold_dir: the fold's folder in the run directory.
         cache_dir: the preprocessed cache.
         config: CMNetConfig.
-        strategy: a tf.distribute strategy or None.
-        verbose: Keras progress bar mode.
-        checkpoint_every: epochs between checkpoints.
+        options: the `records.RunOptions` of the run (its verbose, checkpoint_every and class_weight).
+        tf_strategy: the tf.distribute strategy of `options.strategy`, or None.
         compiled: dict from steps per epoch to a model of an earlier fold of the
             same run, reused (`reuse_compiled`) instead of traced again; the
             fold's model is added to it.
         resume_from: the fold folder whose checkpoint is resumed (default `fold_dir`;
             on a worker other than the chief, the chief's).
-        class_weight: None or "balanced".
         callbacks: more Keras callbacks for `fit` (e.g. `progress.RunEstimate`).
 
     Returns:
-        the fold result dict (also written to `fold_dir`).
+        the `records.FoldResult` (also written to `fold_dir`).
     """
-    if checkpoint_every < 1:
-        raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
     fold_dir = Path(fold_dir)
-    replicas = 1 if strategy is None else strategy.num_replicas_in_sync
+    replicas = 1 if tf_strategy is None else tf_strategy.num_replicas_in_sync
     steps_per_epoch = epoch_steps(len(fold.train_index), config.batch_size, replicas)
     seed_python(fold_seed(config.seed, fold_number, 0))
-    with distribute.strategy_scope(strategy):
+    with distribute.strategy_scope(tf_strategy):
         model, state = run_dir.load_epoch_checkpoint(fold_dir if resume_from is None else resume_from)
         if model is None:
             model = build_cmnet(config, steps_per_epoch=steps_per_epoch)
@@ -177,34 +172,27 @@ def train_fold(fold, fold_number, fold_dir, cache_dir, config, strategy=None, ve
         compiled[steps_per_epoch] = model
     if state["epoch"]:
         print(f"  resuming after epoch {state['epoch']}/{config.epochs}", flush=True)
-    weights = None if class_weight is None else balanced_class_weight(fold.train_index["label"])
+    weights = None if options.class_weight is None else balanced_class_weight(fold.train_index["label"])
     remaining = range(state["epoch"], config.epochs)
     if fold.epochs != remaining:
         raise ValueError(f"fold {fold_number}: its train holds epochs {fold.epochs}, the fold trains {remaining}: "
                          f"build it with loso_folds(..., epochs=range({state['epoch']}, {config.epochs}))")
     if remaining:
         model.fit(fold, initial_epoch=state["epoch"], epochs=config.epochs,
-                  steps_per_epoch=steps_per_epoch, shuffle=False, verbose=verbose, class_weight=weights,
-                  callbacks=[run_dir.EpochCheckpoint(fold_dir, state, checkpoint_every, config.epochs), *callbacks])
+                  steps_per_epoch=steps_per_epoch, shuffle=False, verbose=options.verbose, class_weight=weights,
+                  callbacks=[run_dir.EpochCheckpoint(fold_dir, state, options.checkpoint_every, config.epochs),
+                             *callbacks])
     clips = predict_fold(model, fold, fold_number, cache_dir)
     scores = metrics.fold_scores([c["label"] for c in clips], [c["pred"] for c in clips], config.num_classes)
     tendency = metrics.tendency_summary(clips)
     truth = metrics.truth_summary(clips)
-    result = {"fold": fold_number, "subject": fold.subject, **scores, "epochs": config.epochs,
-              "train_subjects": fold_subjects(fold.train_index),
-              "rho": tendency["rho"], "abs_z": tendency["abs_z"],
-              **{key: value for key, value in truth.items() if key != "n"},
-              "eta": np.round(keras.ops.convert_to_numpy(model.prototype.eta), 6).tolist(),
-              "class_weight": None if weights is None else {str(c): w for c, w in weights.items()},
-              "train_seconds": round(state["train_seconds"], 2), "history": state["history"], "predictions": clips}
+    result = FoldResult(fold=fold_number, subject=fold.subject, **scores, rho=tendency["rho"], abs_z=tendency["abs_z"],
+                        truth={key: value for key, value in truth.items() if key != "n"}, epochs=config.epochs,
+                        train_seconds=round(state["train_seconds"], 2), train_subjects=fold_subjects(fold.train_index),
+                        eta=np.round(keras.ops.convert_to_numpy(model.prototype.eta), 6).tolist(),
+                        class_weight=weights, history=state["history"], predictions=clips)
     reports.write_fold_result(fold_dir, result, config.class_names)
     return result
-
-
-def check_class_weight(class_weight):
-    """Raises ValueError unless `class_weight` is one of `CLASS_WEIGHTS`."""
-    if class_weight not in CLASS_WEIGHTS:
-        raise ValueError(f"class_weight must be one of {CLASS_WEIGHTS}, got {class_weight!r}")
 
 
 def balanced_class_weight(labels):
@@ -249,63 +237,48 @@ def dtype_policy(mixed_precision):
         keras.config.set_dtype_policy(previous)
 
 
-def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy="none",
-             mixed_precision=None, verbose=1, command=None, checkpoint_every=5, evaluate_on="test",
-             hold_out="subject", class_weight=None):
+def run_loso(cache_dir, config, out, options=RunOptions()):
     """Runs (or resumes) LOSO training and evaluation into the run directory `out`.
 
-    With `evaluate_on="validation"` (the tuner's nested objective) each fold is
+    With `options.evaluate_on="validation"` (the tuner's nested objective) each fold is
     trained without its test subject and its validation subjects, and scored on
     the validation subjects: the test subject's clips are never read.
 
-    With `hold_out="dataset"` (a composite cache, `cmnet_keras.data.composite`)
+    With `options.hold_out="dataset"` (a composite cache, `cmnet_keras.data.composite`)
     a fold holds out every subject of one dataset and trains on the others: a
-    cross-dataset run is the fold of its test dataset (`folds`), and is complete
+    cross-dataset run is the fold of its test dataset (`options.folds`), and is complete
     when the folds asked for are.
 
     Args:
         cache_dir: preprocessed cache (`cmnet_keras.preprocess`).
         config: CMNetConfig (its classes are taken from the cache).
         out: run directory.
-        folds: fold numbers to run (None = all), see `parse_folds`.
-        validation_subjects: training subjects per fold held out for validation curves.
-        strategy: a name of `distribute.STRATEGIES`.
-        mixed_precision: None (float32), "float16" or "bfloat16": the mixed policy of `dtype_policy`.
-        verbose: Keras progress bar mode (0 silent, 1 bar, 2 one line per epoch).
-        command: the command line recorded in config.json.
-        checkpoint_every: epochs between fold checkpoints (resume points).
-        evaluate_on: "test" (the held-out subject) or "validation" (needs validation_subjects >= 1).
-        hold_out: "subject" (LOSO) or "dataset" (cross-dataset), see `folds.loso_folds`.
-        class_weight: None or "balanced": see `train_fold`.
+        options: `records.RunOptions` (mixed_precision is the mixed policy of `dtype_policy`;
+            class_weight: see `train_fold`).
 
     Returns:
-        the final results dict over every finished fold of the run directory (on a worker
+        the `records.RunResult` over every finished fold of the run directory (on a worker
         other than the chief, over the folds this process trained).
     """
-    if evaluate_on not in EVALUATE_ON:
-        raise ValueError(f"evaluate_on must be one of {EVALUATE_ON}, got {evaluate_on!r}")
-    check_class_weight(class_weight)
-    check_precision(mixed_precision)
-    if evaluate_on == "validation" and validation_subjects < 1:
-        raise ValueError(f"evaluate_on='validation' needs validation_subjects >= 1, got {validation_subjects}")
+    evaluate_on, hold_out, validation_subjects = options.evaluate_on, options.hold_out, options.validation_subjects
     cache_dir = Path(cache_dir)
     config = config_for_cache(config, cache_dir)
     subjects = fold_subjects(read_index(cache_dir), hold_out)
-    numbers = list(range(len(subjects))) if folds is None else list(folds)
-    tf_strategy = distribute.get_strategy(strategy)
+    numbers = list(range(len(subjects))) if options.folds is None else list(options.folds)
+    tf_strategy = distribute.get_strategy(options.strategy)
     out = Path(out)
     written = distribute.output_dir(out, tf_strategy)  # a worker's: thrown away, the chief's run decides
     settings = {"config": config.to_dict(), "subjects": subjects, "cache_fingerprint": cache_fingerprint(cache_dir),
-                "validation_subjects": validation_subjects, "mixed_precision": mixed_precision,
-                "evaluate_on": evaluate_on, "class_weight": class_weight,
+                "validation_subjects": validation_subjects, "mixed_precision": options.mixed_precision,
+                "evaluate_on": evaluate_on, "class_weight": options.class_weight,
                 **run_dir.data_settings(cache_dir, hold_out, subjects, numbers)}
     if written != out:
         run_dir.check_run_settings(out, settings)
-    run_dir.prepare_run_dir(written, settings, command or [])
+    run_dir.prepare_run_dir(written, settings, options.command or [])
     print(f"{'LOSO' if hold_out == 'subject' else 'cross-dataset'} on {cache_dir}: {len(subjects)} {hold_out}s, "
           f"running folds {numbers} into {written}", flush=True)
     if tf_strategy is not None:
-        print(f"strategy {strategy}: {tf_strategy.num_replicas_in_sync} replicas in sync", flush=True)
+        print(f"strategy {options.strategy}: {tf_strategy.num_replicas_in_sync} replicas in sync", flush=True)
 
     def fold_dir(number, folder=out):
         return folder / "folds" / f"{number:02d}_{subjects[number].replace('/', '-')}"  # a composite's casme2/sub01
@@ -320,7 +293,7 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
                             min_batch=1 if tf_strategy is None else tf_strategy.num_replicas_in_sync)
     compiled = {}
     keras.utils.set_random_seed(config.seed)
-    with dtype_policy(mixed_precision):
+    with dtype_policy(options.mixed_precision):
         for done, (number, fold) in enumerate(zip(pending, folds_iter), 1):
             if evaluate_on == "validation":
                 fold = dataclasses.replace(fold, test=fold.validation, test_index=fold.validation_index,
@@ -330,26 +303,26 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
                       f"validation subjects {scored_names} (test subject {fold.subject} left out)")
             print(f"[fold {done}/{len(pending)}] #{number}: {scored} ({len(fold.test_index)} clips), "
                   f"train {len(fold.train_index)} clips", flush=True)
-            result = train_fold(fold, number, fold_dir(number, written), cache_dir, config, strategy=tf_strategy,
-                                verbose=verbose, checkpoint_every=checkpoint_every, compiled=compiled,
-                                resume_from=fold_dir(number), class_weight=class_weight,
+            result = train_fold(fold, number, fold_dir(number, written), cache_dir, config, options,
+                                tf_strategy=tf_strategy, compiled=compiled, resume_from=fold_dir(number),
                                 callbacks=[RunEstimate(len(pending) - done)] if done == 1 else [])
             elapsed = time.perf_counter() - start
-            print(f"[fold {done}/{len(pending)}] #{number} ({scored_names}): acc {100 * result['accuracy']:.1f}% "
-                  f"F1 {100 * result['f1']:.1f}% on {result['n']} clips | elapsed {format_duration(elapsed)}, "
+            print(f"[fold {done}/{len(pending)}] #{number} ({scored_names}): acc {100 * result.accuracy:.1f}% "
+                  f"F1 {100 * result.f1:.1f}% on {result.n} clips | elapsed {format_duration(elapsed)}, "
                   f"ETA {format_duration(elapsed / done * (len(pending) - done))}", flush=True)
 
     notes = {"lambdas": list(config.lambdas), "lambda_ablation": config.lambda_ablation, "evaluate_on": evaluate_on,
              **run_dir.data_notes(settings)}
-    results = reports.write_summary(written, reports.load_fold_results(written), config.class_names,
+    results = reports.summarize_run(reports.load_fold_results(written), config.class_names,
                                     run_dir.expected_folds(settings), notes)
+    reports.write_summary(written, results)
     if written != out:
         shutil.rmtree(written, ignore_errors=True)
     if config.lambda_ablation:
         print(f"loss ablation: lambdas {config.lambdas} (the paper's Table 3 way: they do not sum to 1)", flush=True)
     print(reports.format_summary(results), flush=True)
-    if not results["complete"]:
-        print(f"{len(results['missing_subjects'])} subjects not run yet: {results['missing_subjects']}", flush=True)
+    if not results.complete:
+        print(f"{len(results.missing_subjects)} subjects not run yet: {results.missing_subjects}", flush=True)
     return results
 
 

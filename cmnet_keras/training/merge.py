@@ -14,7 +14,7 @@ def merge_runs(run_dirs, out):
     a fold present in several runs must have equal predictions.
 
     Returns:
-        the results dict (see `reports.write_summary`).
+        the `records.RunResult` (see `reports.summarize_run`).
     """
     if not run_dirs:
         raise ValueError("merge needs at least one run directory")
@@ -25,10 +25,10 @@ def merge_runs(run_dirs, out):
     folds, origin = {}, {}
     for run_dir in run_dirs:
         for result in reports.load_fold_results(run_dir):
-            number = result["fold"]
-            if number in folds and folds[number]["predictions"] != result["predictions"]:
+            number = result.fold
+            if number in folds and folds[number].predictions != result.predictions:
                 raise ValueError(
-                    f"fold {number} ({result['subject']}) differs between {origin[number]} and {run_dir}"
+                    f"fold {number} ({result.subject}) differs between {origin[number]} and {run_dir}"
                 )
             folds.setdefault(number, result)
             origin.setdefault(number, run_dir)
@@ -37,5 +37,7 @@ def merge_runs(run_dirs, out):
     out = Path(out)
     files.write_json(out / CONFIG_FILE, {"settings": settings, "merged_from": [str(d) for d in run_dirs]})
     ordered = [folds[n] for n in sorted(folds)]
-    return reports.write_summary(out, ordered, settings["config"]["class_names"], expected_folds(settings),
-                                 data_notes(settings))
+    results = reports.summarize_run(ordered, settings["config"]["class_names"], expected_folds(settings),
+                                    data_notes(settings))
+    reports.write_summary(out, results)
+    return results

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from cmnet_keras import files, markdown, metrics
+from cmnet_keras.records import RunOptions
 from cmnet_keras.training.loso import run_loso
 
 SUMMARY_METRICS = (("paper", "accuracy"), ("paper", "f1"), ("paper", "f1_all"), ("pooled", "accuracy"),
@@ -36,13 +37,13 @@ def check_seeds(seeds):
 
 
 def seed_statistics(results_by_seed):
-    """{"<protocol>.<metric>": {"mean", "std", "values"}} over the seeds' results dicts.
+    """{"<protocol>.<metric>": {"mean", "std", "values"}} over the seeds' `records.RunResult`s.
 
     std is the sample standard deviation (ddof=1) of the defined values, 0 for a single one.
     """
     statistics = {}
     for protocol, metric in SUMMARY_METRICS:
-        values = [r[protocol][metric] for r in results_by_seed.values() if metric in r.get(protocol, {})]
+        values = [getattr(r, protocol)[metric] for r in results_by_seed.values() if metric in getattr(r, protocol)]
         if values:
             defined = np.asarray(values, np.float64)[~np.isnan(values)]
             std = float(np.std(defined, ddof=1)) if defined.size > 1 else 0.0
@@ -53,9 +54,10 @@ def seed_statistics(results_by_seed):
 
 def fold_scores(results_by_seed):
     """{(seed, fold): {metric: score}} for the `PAIRED_METRICS` a fold has (a number, not NaN)."""
-    return {(seed, fold["fold"]): {m: fold[m] for m in PAIRED_METRICS if fold.get(m) is not None
-                                   and not np.isnan(fold[m])}
-            for seed, results in results_by_seed.items() for fold in results["folds"]}
+    rows = {(seed, fold.fold): fold.row(results.truth_fields)
+            for seed, results in results_by_seed.items() for fold in results.folds}
+    return {key: {m: row[m] for m in PAIRED_METRICS if row.get(m) is not None and not np.isnan(row[m])}
+            for key, row in rows.items()}
 
 
 def paired_test(results_by_seed, reference_by_seed):
@@ -83,7 +85,7 @@ def format_statistics(statistics):
     return markdown.table(["metric", "mean ± std (ddof 1)", "per seed"], rows, right=["mean ± std (ddof 1)"])
 
 
-def run_seeds(cache_dir, config, out, seeds, **run_options):
+def run_seeds(cache_dir, config, out, seeds, options=RunOptions()):
     """Runs LOSO once per seed into `<out>/seed<S>` and writes `seeds.json` and `seeds.md`.
 
     Args:
@@ -91,15 +93,15 @@ def run_seeds(cache_dir, config, out, seeds, **run_options):
         config: CMNetConfig; its seed is replaced by each of `seeds`.
         out: folder of the seed runs.
         seeds: distinct non-negative ints.
-        **run_options: passed to `run_loso`.
+        options: the `records.RunOptions` of every run.
 
     Returns:
-        {seed: results dict of `run_loso`}.
+        {seed: the `records.RunResult` of `run_loso`}.
     """
     results = {}
     for seed in check_seeds(seeds):
         print(f"=== seed {seed} ===", flush=True)
-        results[seed] = run_loso(cache_dir, config.replace(seed=seed), seed_dir(out, seed), **run_options)
+        results[seed] = run_loso(cache_dir, config.replace(seed=seed), seed_dir(out, seed), options)
     statistics = seed_statistics(results)
     files.write_json(Path(out) / "seeds.json", {"seeds": list(results), "statistics": statistics})
     title = (f"LOSO over seeds {list(results)}: paper protocol (F1 = classes present; f1_all = all C classes), "

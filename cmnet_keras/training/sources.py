@@ -29,7 +29,7 @@ class RunData:
     folds: list | None = None
 
     def loso_options(self):
-        """The keyword arguments of `run_loso` (and `run_seeds`, `run_ablation`) for this data."""
+        """The fields of `records.RunOptions` for this data."""
         return {"hold_out": self.hold_out, "folds": self.folds}
 
 
