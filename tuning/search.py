@@ -12,6 +12,7 @@ import pathlib
 import sys
 import time
 
+import keras
 import pandas as pd
 
 from cmnet_keras import files, markdown, optional, reports
@@ -32,8 +33,15 @@ TIE_RULE = (f"the highest {OBJECTIVE}; among equal ones the higher validation UF
             f"the paper's {PAPER_LAMBDAS} (Euclidean), then the earlier grid point (λ1, then λ2, ascending)")
 SEARCH_FILE = "search.json"
 _EPS = 1e-9
-# keras-tuner fails every trial without it: `optional.require(TENSORBOARD)` before a search.
+# Under the TensorFlow backend keras-tuner fails every trial without it (`require_tensorboard`).
 TENSORBOARD = "tensorboard.plugins.hparams.api"
+
+
+def require_tensorboard():
+    """Imports `TENSORBOARD` under the TensorFlow backend (an ImportError naming the extra if it is missing);
+    keras-tuner imports it under that backend only (it imports TensorFlow)."""
+    if keras.backend.backend() == "tensorflow":
+        optional.require(TENSORBOARD)
 
 
 def simplex_grid(step=0.1):
@@ -235,7 +243,7 @@ def make_tuner(objective_fn, config, cache_dir, out, step=0.1, folds=None, max_t
         max_consecutive_failures: stop after this many failed trials in a row.
         overwrite: discard an existing project in `out`.
     """
-    optional.require(TENSORBOARD)
+    require_tensorboard()
     out = pathlib.Path(out)
     hp = kt.HyperParameters()
     hp.Choice(HP_NAME, [format_lambdas(p) for p in simplex_grid(step)])
