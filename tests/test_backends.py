@@ -1,7 +1,6 @@
 """The main job under JAX and PyTorch in a Python where `import tensorflow` fails (issue 22)."""
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -13,16 +12,9 @@ import pytest
 from sklearn import metrics as skm
 
 from cmnet_keras import export, inference, optional
-from fixtures import REPO, REPO_ENV, run_ok
+from fixtures import REPO, no_tensorflow_env, run_ok
 
 BACKENDS = ("jax", "torch")
-
-
-def no_tensorflow_env(folder, backend):
-    """`REPO_ENV` under `backend`, with a sitecustomize in `folder` that makes `import tensorflow` fail."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "sitecustomize.py").write_text('import sys\nsys.modules["tensorflow"] = None\n')
-    return dict(REPO_ENV, KERAS_BACKEND=backend, PYTHONPATH=os.pathsep.join([str(folder), REPO_ENV["PYTHONPATH"]]))
 
 
 @pytest.mark.slow
