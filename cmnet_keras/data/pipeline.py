@@ -71,7 +71,7 @@ def make_epochs_dataset(cache_dir, index, batch_size, seeds, min_batch=1):
     iterated more than once: under tf.distribute, Keras's `fit` first reads one
     batch from a pass of its own (to build the model), then trains on a new pass. A last batch of an
     epoch smaller than `min_batch` (the replica count under tf.distribute, so
-    that no replica gets an empty batch) is dropped: `epoch_steps` counts the rest.
+    that no replica gets an empty batch) is dropped: `batches.epoch_steps` counts the rest.
     """
     batches.check_epochs(seeds, batch_size, min_batch)
     passes = [make_dataset(cache_dir, index=index, batch_size=batch_size, shuffle=True, seed=s, reshuffle=False)
