@@ -20,8 +20,7 @@ import os
 import tempfile
 from pathlib import Path
 
-import keras
-
+from cmnet_keras import optional
 from cmnet_keras.options import STRATEGIES
 
 
@@ -39,11 +38,10 @@ def get_strategy(name):
         raise StrategyError(f"strategy must be one of {STRATEGIES}, got {name!r}")
     if name == "none":
         return None
-    if keras.backend.backend() != "tensorflow":
-        raise StrategyError(
-            f"--strategy {name} needs KERAS_BACKEND=tensorflow, the backend is {keras.backend.backend()!r}"
-        )
-    import tensorflow as tf
+    try:
+        tf = optional.tensorflow_only(f"--strategy {name} (tf.distribute)")
+    except optional.TensorFlowOnlyError as error:
+        raise StrategyError(str(error)) from None
 
     if name.startswith("mirrored"):
         return tf.distribute.MirroredStrategy(mirrored_devices(name))

@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 
-from cmnet_keras import console, files
+from cmnet_keras import console, files, optional
 
 SIGNATURE_KEY = "serving_default"
 INPUT_NAME = "frames"
@@ -97,13 +97,9 @@ def export_saved_model(model, out="saved_models", name="cmnet", version=1, overw
     Returns:
         pathlib.Path of the version folder.
     """
-    import keras
-    import tensorflow as tf
-
     from cmnet_keras.config import CMNetConfig
 
-    if keras.backend.backend() != "tensorflow":
-        raise ValueError(f"SavedModel export needs KERAS_BACKEND=tensorflow, got {keras.backend.backend()!r}")
+    tf = optional.tensorflow_only("SavedModel export")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(f"version must be a positive integer (TF Serving's version folder), got {version!r}")
     if not name or "/" in name or name in (".", ".."):

@@ -66,10 +66,10 @@ class SavedModelPredictor:
     """A SavedModel from `cmnet_keras.export`, called through its `serving_default` signature."""
 
     def __init__(self, path):
-        import tensorflow as tf
-
+        from cmnet_keras import optional
         from cmnet_keras.export import INPUT_NAME, SIGNATURE_KEY, read_class_names, resolve_version_dir
 
+        tf = optional.tensorflow_only(f"a SavedModel ({path})")
         self.path = resolve_version_dir(path)
         self.class_names = read_class_names(self.path)
         self._signature = tf.saved_model.load(str(self.path)).signatures[SIGNATURE_KEY]

@@ -1,4 +1,5 @@
-"""Optional dependencies: imported on use, with an error naming the pip extra that brings each."""
+"""Optional dependencies: imported on use, with an error naming the pip extra that brings each,
+and TensorFlow for the TensorFlow-only features, with an error naming the feature under another backend."""
 
 import importlib
 
@@ -41,3 +42,23 @@ def require(module):
             f'(in a checkout: pip install -e ".[{extras[0]}]")',
             name=missing,
         ) from error
+
+
+class TensorFlowOnlyError(ValueError):
+    """A TensorFlow-only feature was asked for under another Keras backend."""
+
+
+def tensorflow_only(feature):
+    """TensorFlow for `feature` (e.g. "SavedModel export"), which runs under the TensorFlow backend only.
+
+    Raises:
+        TensorFlowOnlyError: the Keras backend is another one (a one-line message naming `feature`).
+        ImportError: TensorFlow is not installed (`require`).
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise TensorFlowOnlyError(f"{feature} is TensorFlow-only: run it with KERAS_BACKEND=tensorflow "
+                                  f"(the backend is {backend!r})")
+    return require("tensorflow")

@@ -23,6 +23,13 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 REPO_ENV = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
 
 
+def no_tensorflow_env(folder, backend):
+    """`REPO_ENV` under Keras `backend`, with a sitecustomize in `folder` that makes `import tensorflow` fail."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text('import sys\nsys.modules["tensorflow"] = None\n')
+    return dict(REPO_ENV, KERAS_BACKEND=backend, PYTHONPATH=os.pathsep.join([str(folder), REPO_ENV["PYTHONPATH"]]))
+
+
 def run_ok(cmd, env=REPO_ENV, timeout=900):
     """Runs `cmd` in the checkout; asserts it exits 0, showing the end of its output if not."""
     done = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)

@@ -48,6 +48,7 @@ def test_tuner_with_a_preset_of_another_size_stops_at_once(cache_32px, tmp_path,
     assert "holds 16 frames of 32 px, the run needs 16 frames of 224 px (preset paper): use --preset tiny" in line
 
 
+@pytest.mark.backend
 def test_library_folds_and_fit_check_the_config(cache_32px):
     config = get_config("tiny", image_size=48)  # no preset has 48 px
     with pytest.raises(CacheMismatchError, match="holds 16 frames of 32 px, the run needs 16 frames of 48 px: use"):

@@ -1,6 +1,8 @@
 """Preprocessing into the cache (cropped mode: no face detection), resume, and the tf.data pipeline."""
 
+import importlib
 import json
+import re
 
 import cv2
 import numpy as np
@@ -285,34 +287,101 @@ def test_load_clip_names_truncated_file(tmp_path):
         cache.read_sidecar(tmp_path, record["file"])
 
 
+def _batches(dataset):
+    """The numpy batches of a tf.data dataset or of a `PyDataset` (`batches.ClipBatches`)."""
+    return list(dataset.as_numpy_iterator() if hasattr(dataset, "as_numpy_iterator") else dataset)
+
+
+# The tf.data path needs TensorFlow; the numpy one runs under every backend.
+INPUT_PATHS = ["pipeline", pytest.param("batches", marks=pytest.mark.backend)]
+
+
+@pytest.mark.parametrize("path", INPUT_PATHS)
 @pytest.mark.parametrize("num_clips, min_batch, expected", [(7, 3, [4, 3]), (6, 3, [4]), (6, 1, [4, 2]), (8, 2, [4, 4])])
-def test_epochs_drop_a_last_batch_smaller_than_min_batch(tmp_path, synthetic_cache, num_clips, min_batch, expected):
-    from cmnet_keras.data import pipeline
+def test_epochs_drop_a_last_batch_smaller_than_min_batch(tmp_path, synthetic_cache, path, num_clips, min_batch,
+                                                         expected):
+    from cmnet_keras.data import batches
+
+    module = importlib.import_module(f"cmnet_keras.data.{path}")
 
     cache_dir = synthetic_cache(tmp_path / "c", ["s1"], clips_per_subject=num_clips)
     index = cache.read_index(cache_dir)
-    data = pipeline.make_epochs_dataset(cache_dir, index, 4, seeds=[1, 2], min_batch=min_batch)
-    sizes = [len(label) for _, label in data.as_numpy_iterator()]
+    data = module.make_epochs_dataset(cache_dir, index, 4, seeds=[1, 2], min_batch=min_batch)
+    sizes = [len(label) for _, label in _batches(data)]
     assert sizes == expected * 2
-    assert pipeline.epoch_steps(num_clips, 4, min_batch) == len(expected)
+    assert batches.epoch_steps(num_clips, 4, min_batch) == len(expected)
     with pytest.raises(ValueError, match="min_batch must be in 1..batch_size=4, got 5"):
-        pipeline.make_epochs_dataset(cache_dir, index, 4, seeds=[1], min_batch=5)
+        module.make_epochs_dataset(cache_dir, index, 4, seeds=[1], min_batch=5)
 
 
-def test_epochs_keep_their_order_on_every_pass(tmp_path, synthetic_cache):
+@pytest.mark.parametrize("path", INPUT_PATHS)
+def test_epochs_keep_their_order_on_every_pass(tmp_path, synthetic_cache, path):
     """Keras under tf.distribute reads a first batch from a pass of its own, then trains on a new pass."""
-    from cmnet_keras.data import pipeline
+    module = importlib.import_module(f"cmnet_keras.data.{path}")
 
     cache_dir = synthetic_cache(tmp_path / "c", ["s1", "s2"], clips_per_subject=4)
     index = cache.read_index(cache_dir)
-    data = pipeline.make_epochs_dataset(cache_dir, index, 4, seeds=[1, 2])
+    data = module.make_epochs_dataset(cache_dir, index, 4, seeds=[1, 2])
 
     def apexes(dataset):
-        return [x["apex"].tolist() for x, _ in dataset.as_numpy_iterator()]
+        passed = [x["apex"].tolist() for x, _ in _batches(dataset)]
+        if hasattr(dataset, "on_epoch_end"):  # a PyDataset: Keras ends its epoch so
+            dataset.on_epoch_end()
+        return passed
 
     first = apexes(data)
     assert apexes(data) == first
     assert sorted(sum(first[:2], [])) == sorted(index["apex"].tolist())  # one epoch: every clip once
     assert first[:2] != first[2:]  # each epoch in its own seed's order
-    once = pipeline.make_dataset(cache_dir, index=index, batch_size=4, shuffle=True, seed=1)
+    once = module.make_dataset(cache_dir, index=index, batch_size=4, shuffle=True, seed=1)
     assert apexes(once) != apexes(once)  # make_dataset's default: a new order on every pass
+
+
+def test_both_input_paths_yield_the_same_batches(tmp_path, synthetic_cache):
+    """tf.data and the numpy PyDataset over two epochs: the same arrays, in numpy's permutation of each seed."""
+    from cmnet_keras.data import batches, pipeline
+
+    cache_dir = synthetic_cache(tmp_path / "c", ["s1", "s2", "s3"], clips_per_subject=3)
+    index = cache.read_index(cache_dir).iloc[::-1].iloc[1:]  # a subset in another order: 8 clips
+    clips = np.stack([np.fromfile(cache_dir / f, np.uint8).reshape(16, 32, 32, 3) for f in index["file"]])
+    for min_batch in (1, 2):
+        tf_batches = _batches(pipeline.make_epochs_dataset(cache_dir, index, 3, seeds=[5, 9], min_batch=min_batch))
+        np_batches = _batches(batches.make_epochs_dataset(cache_dir, index, 3, seeds=[5, 9], min_batch=min_batch))
+        orders = [np.random.default_rng(seed).permutation(8) for seed in (5, 9)]
+        kept = [rows for order in orders for rows in np.split(order, [3, 6]) if len(rows) >= min_batch]
+        assert len(tf_batches) == len(np_batches) == len(kept) == 2 * batches.epoch_steps(8, 3, min_batch)
+        for (tf_x, tf_y), (np_x, np_y), rows in zip(tf_batches, np_batches, kept):
+            for got in (tf_x["frames"], np_x["frames"]):
+                assert got.dtype == np.uint8
+                np.testing.assert_array_equal(got, clips[rows])
+            for got_x, got_y in ((tf_x, tf_y), (np_x, np_y)):
+                assert got_x["apex"].dtype == got_y.dtype == np.int32
+                np.testing.assert_array_equal(got_x["apex"], index["apex"].to_numpy()[rows])
+                np.testing.assert_array_equal(got_y, index["label"].to_numpy()[rows])
+    for kwargs in ({}, {"shuffle": True, "seed": 4, "reshuffle": False, "drop_remainder": True}):
+        tf_batches = _batches(pipeline.make_dataset(cache_dir, index=index, batch_size=3, **kwargs))
+        np_batches = _batches(batches.make_dataset(cache_dir, index=index, batch_size=3, **kwargs))
+        assert [len(y) for _, y in np_batches] == ([3, 3] if kwargs else [3, 3, 2])
+        for (tf_x, tf_y), (np_x, np_y) in zip(tf_batches, np_batches, strict=True):
+            np.testing.assert_array_equal(tf_x["frames"], np_x["frames"])
+            np.testing.assert_array_equal(tf_y, np_y)
+
+
+@pytest.mark.backend
+def test_numpy_batches_name_a_missing_or_truncated_clip(tmp_path, synthetic_cache):
+    from cmnet_keras.data import batches
+
+    cache_dir = synthetic_cache(tmp_path / "c", ["s1"], clips_per_subject=3)
+    index = cache.read_index(cache_dir)
+    data = batches.make_dataset(cache_dir, batch_size=2)
+    path = cache_dir / index["file"].iloc[2]
+    path.write_bytes(path.read_bytes()[:-1])
+    data[0]  # the batch without it reads
+    with pytest.raises(cache.CacheError, match=rf"Truncated cache clip {re.escape(str(path))}: 49151 bytes, "
+                                               r"expected 49152"):
+        data[1]
+    path.unlink()
+    with pytest.raises(cache.CacheError, match=rf"Unreadable cache clip {re.escape(str(path))}"):
+        data[1]
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        batches.make_dataset(cache_dir, batch_size=0)

@@ -62,6 +62,7 @@ def test_fit_class_weight_is_the_per_clip_weight_of_its_label():
 
 
 @pytest.mark.slow
+@pytest.mark.backend
 def test_balanced_class_weights_come_from_each_folds_training_labels(tmp_path, synthetic_cache, monkeypatch):
     cache_dir = synthetic_cache(tmp_path / "cache", ["sub01", "sub02", "sub10"])
     passed = []

@@ -357,6 +357,7 @@ def test_one_step_on_two_replicas_equals_one_step_on_one():
                                       "ClipFlip": True}
 
 
+@pytest.mark.backend
 def test_final_model_is_trained_on_every_clip_and_loads(tiny_cache, tmp_path):
     out = tmp_path / "final"
     train.main(_args(tiny_cache, out, "--epochs", "1", "--folds", "0", "--final-model"))
@@ -383,6 +384,7 @@ def test_input_pipeline_error_ends_the_process(tiny_cache, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.backend
 @pytest.mark.parametrize("precision", ["float16", "bfloat16"])
 def test_mixed_precision_runs_train_with_finite_losses(tiny_cache, tmp_path, precision):
     import keras

@@ -130,16 +130,16 @@ def main(argv=None):
     """
     parser = _parser()
     args = parser.parse_args(argv)
-    from cmnet_keras import cli, optional
+    from cmnet_keras import cli
     from cmnet_keras.data.cache import CacheLockedError
 
     try:  # the [tuning] extra: a one-line error naming it
-        from tuning.search import OBJECTIVE, TENSORBOARD, SearchOptions, is_worker, run_search
+        from tuning.search import OBJECTIVE, SearchOptions, is_worker, require_tensorboard, run_search
     except ImportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
-        optional.require(TENSORBOARD)
+        require_tensorboard()
         from cmnet_keras.config import get_config
         from cmnet_keras.data.cache import cache_fingerprint
         from cmnet_keras.embedded_cache import ensure_embedded_cache

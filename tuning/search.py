@@ -13,6 +13,7 @@ import pathlib
 import sys
 import time
 
+import keras
 import pandas as pd
 
 from cmnet_keras import files, markdown, optional
@@ -34,7 +35,7 @@ TIE_RULE = (f"the highest {OBJECTIVE}; among equal ones the higher validation UF
             f"the paper's {PAPER_LAMBDAS} (Euclidean), then the earlier grid point (λ1, then λ2, ascending)")
 SEARCH_FILE = "search.json"
 _EPS = 1e-9
-# keras-tuner fails every trial without it: `optional.require(TENSORBOARD)` before a search.
+# Under the TensorFlow backend keras-tuner fails every trial without it (`require_tensorboard`).
 TENSORBOARD = "tensorboard.plugins.hparams.api"
 
 
@@ -66,6 +67,13 @@ class SearchOptions:
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {tuple(OBJECTIVES)}, got {self.objective!r}")
+
+
+def require_tensorboard():
+    """Imports `TENSORBOARD` under the TensorFlow backend (an ImportError naming the extra if it is missing);
+    keras-tuner imports it under that backend only (it imports TensorFlow)."""
+    if keras.backend.backend() == "tensorflow":
+        optional.require(TENSORBOARD)
 
 
 def simplex_grid(step=0.1):
@@ -260,7 +268,7 @@ def make_tuner(objective_fn, config, cache_dir, out, options=SearchOptions()):
         out: project folder (KerasTuner files and tables).
         options: `SearchOptions` (its step, folds, max_trials, max_consecutive_failures and overwrite).
     """
-    optional.require(TENSORBOARD)
+    require_tensorboard()
     out = pathlib.Path(out)
     hp = kt.HyperParameters()
     hp.Choice(HP_NAME, [format_lambdas(p) for p in simplex_grid(options.step)])

@@ -176,8 +176,8 @@ def read_frames(path, shape):
 def load_clip(cache_dir, row):
     """Loads a clip with numpy: dict with `frames` uint8 [N, S, S, 3], `apex` and `label` (ints).
 
-    For callers outside tf.data (tests, prediction); training reads through
-    `cmnet_keras.data.pipeline`.
+    For single clips (tests, prediction); training reads batches through
+    `cmnet_keras.data.inputs`.
 
     Args:
         row: an index row (dict or pandas Series) or the relative file name.

@@ -20,7 +20,8 @@ class LOSOFold:
     both first call `check_config` with the model's config. `epochs` is None
     where `train` is one pass over the training clips, reshuffled on every
     iteration, else the epoch numbers whose passes `train` holds in a row
-    (`pipeline.make_epochs_dataset`; None where the range is empty).
+    (`inputs.make_epochs_dataset`; None where the range is empty). The datasets are the
+    backend's (`data.inputs`): tf.data under TensorFlow, a `PyDataset` under JAX and PyTorch.
     """
 
     subject: str
@@ -90,9 +91,9 @@ def loso_folds(cache_dir, batch_size=8, seed=0, subjects=None, validation_subjec
             subject to its range.
         min_batch: with `epochs`, an epoch's last batch of fewer clips is dropped (the replica count).
     """
-    # Imported here: the pipeline is TF-only, the dataclass above must stay importable without it.
+    # Imported here: the dataclass above stays importable without Keras.
     from cmnet_keras.data.cache import read_index
-    from cmnet_keras.data.pipeline import make_dataset, make_epochs_dataset
+    from cmnet_keras.data.inputs import make_dataset, make_epochs_dataset
 
     if config is not None:
         from cmnet_keras.data.cache_fit import check_config_fits

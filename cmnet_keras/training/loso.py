@@ -28,7 +28,7 @@ from cmnet_keras.data import intensity_reference
 from cmnet_keras.data.cache import cache_fingerprint, load_clip, read_index, read_true_intensity
 from cmnet_keras.data.cache_fit import check_config_fits
 from cmnet_keras.data.folds import fold_seed, fold_subjects, loso_folds
-from cmnet_keras.data.pipeline import epoch_steps, make_dataset
+from cmnet_keras.data.inputs import epoch_steps, make_epochs_dataset
 from cmnet_keras.models import build_cmnet
 from cmnet_keras.records import MIXED_PRECISIONS, FoldResult, RunOptions
 from cmnet_keras.training import run_dir
@@ -331,6 +331,7 @@ def train_final_model(cache_dir, config, out, verbose=1):
 
     This is the model to deploy (`cmnet_keras.export`, `cmnet_keras.predict`); it has no
     held-out subject, so its scores are the LOSO ones. An existing `model.keras` is kept.
+    Its seeds are those of a fold numbered after the last (epoch e's clip order too, as a fold's).
     """
     path = Path(out) / FINAL_MODEL_FILE
     if path.is_file():
@@ -338,11 +339,14 @@ def train_final_model(cache_dir, config, out, verbose=1):
         return path
     config = config_for_cache(config, cache_dir)
     index = read_index(cache_dir)
-    keras.utils.set_random_seed(fold_seed(config.seed, len(fold_subjects(index)), 0))
-    model = build_cmnet(config, steps_per_epoch=-(-len(index) // config.batch_size))
+    number = len(fold_subjects(index))  # the fold number after the last: seeds of its own
+    keras.utils.set_random_seed(fold_seed(config.seed, number, 0))
+    steps = epoch_steps(len(index), config.batch_size)
+    model = build_cmnet(config, steps_per_epoch=steps)
     print(f"final model: training on all {len(index)} clips for {config.epochs} epochs", flush=True)
-    data = make_dataset(cache_dir, index=index, batch_size=config.batch_size, shuffle=True, seed=config.seed)
-    model.fit(data, epochs=config.epochs, shuffle=False, verbose=verbose)
+    data = make_epochs_dataset(cache_dir, index, config.batch_size,
+                               [fold_seed(config.seed, number, 2, epoch) for epoch in range(config.epochs)])
+    model.fit(data, epochs=config.epochs, steps_per_epoch=steps, shuffle=False, verbose=verbose)
     run_dir.save_model(model, path)
     print(f"final model saved to {path}", flush=True)
     return path
