@@ -217,10 +217,28 @@ def test_soft_spearman_equals_scipy_spearmanr_at_low_temperature(mode, temperatu
     for x in (q, k):
         expected = np.stack([scipy.stats.rankdata(row) for row in x])
         np.testing.assert_allclose(np_(soft_rank(x, temperature, mode)), expected, atol=1e-3)
-    expected = [scipy.stats.spearmanr(kb, qb).statistic for qb, kb in zip(q, k)]
+    n = q.shape[-1]
+    spread = n * (n * n - 1) / 12  # sum of squared centred ranks of n distinct values
+    expected = [scipy.stats.spearmanr(kb, qb).statistic * spread / (spread + 1) for qb, kb in zip(q, k)]
     np.testing.assert_allclose(np_(soft_spearman(q, k, temperature, mode)), expected, atol=1e-3)
     np.testing.assert_allclose(np_(spearman_tendency_loss(q, k, temperature, mode, "none")),
                                1.0 - np.array(expected), atol=1e-3)
+
+
+@pytest.mark.backend
+def test_soft_spearman_gradient_at_a_constant_k_is_the_hand_derived_one():
+    """At k constant (the calibrated start), soft_rank's Jacobian is (1/4 beta)(N I - 1 1^T) and d rho /
+    d rank_k = r_q / sqrt((S_q + 1) * 1), r_q the centred soft ranks of q: d rho / dk = N r_q / (4 beta sqrt(S_q + 1)),
+    tens, where dividing by a floored norm gave ~1e8 (docs/tendency.md)."""
+    q, _ = distinct_samples(15, batch=2)
+    k = np.full_like(q, 0.6)
+    beta = 0.05
+    grad = gradient(lambda v: soft_spearman(q, v, beta, "absolute"), k)
+    ranks = 0.5 + scipy.special.expit((q[:, :, None] - q[:, None, :]) / beta).sum(-1)  # eqs. 5-6 on q
+    centred = ranks - ranks.mean(-1, keepdims=True)
+    n = q.shape[-1]
+    expected = n * centred / (4 * beta * np.sqrt((centred**2).sum(-1, keepdims=True) + 1))
+    np.testing.assert_allclose(grad, expected, rtol=1e-3, atol=1e-3)
 
 
 @pytest.mark.backend

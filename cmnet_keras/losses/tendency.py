@@ -8,6 +8,10 @@ from cmnet_keras.losses._reduction import check_reduction, reduce_per_clip
 from cmnet_keras.losses.wilcoxon import WilcoxonRankSumLoss, soft_rank
 
 TENDENCY_LOSSES = ("rank_sum", "spearman", "both")
+# Added to each sum of squared centred soft ranks in `soft_spearman` (one rank squared): at a constant k (the
+# calibrated in-range start) the gradient stays finite, where dividing by a floored norm gave 3e10, which
+# filled Adam's second moment of the squeeze kernel and froze it for the whole run (docs/tendency.md).
+RANK_FLOOR = 1.0
 
 
 def check_tendency_loss(name):
@@ -21,7 +25,9 @@ def soft_spearman(q, k, temperature=0.01, temperature_mode="absolute"):
 
     The Pearson correlation of `soft_rank(k)` and `soft_rank(q)` (the soft ranks
     of eqs. 5-6, each over its own N frames, beta from `rank_temperature` of
-    those N values). As beta goes to 0 this is `scipy.stats.spearmanr`.
+    those N values), with `RANK_FLOOR` added to each sum of squared centred
+    ranks. As beta goes to 0 this is `scipy.stats.spearmanr` times
+    S / (S + 1), S = N (N^2 - 1) / 12 for distinct values (0.997 at N = 16).
 
     Args:
         q: [B, N] prototype (sample or mean).
@@ -36,8 +42,9 @@ def soft_spearman(q, k, temperature=0.01, temperature_mode="absolute"):
     rank_k = soft_rank(k, temperature, temperature_mode)
     rank_q = rank_q - ops.mean(rank_q, axis=-1, keepdims=True)
     rank_k = rank_k - ops.mean(rank_k, axis=-1, keepdims=True)
-    norm = ops.sqrt(ops.sum(ops.square(rank_q), axis=-1) * ops.sum(ops.square(rank_k), axis=-1))
-    return ops.sum(rank_q * rank_k, axis=-1) / ops.maximum(norm, keras.config.epsilon())
+    spread_q = ops.sum(ops.square(rank_q), axis=-1) + RANK_FLOOR
+    spread_k = ops.sum(ops.square(rank_k), axis=-1) + RANK_FLOOR
+    return ops.sum(rank_q * rank_k, axis=-1) / ops.sqrt(spread_q * spread_k)
 
 
 def spearman_tendency_loss(q, k, temperature=0.01, temperature_mode="absolute", reduction="mean"):
