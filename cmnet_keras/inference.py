@@ -68,7 +68,7 @@ class SavedModelPredictor:
     def __init__(self, path):
         import tensorflow as tf
 
-        from cmnet_keras.export import INPUT_NAME, SIGNATURE_KEY, read_class_names, resolve_version_dir
+        from cmnet_keras.saved_model import INPUT_NAME, SIGNATURE_KEY, read_class_names, resolve_version_dir
 
         self.path = resolve_version_dir(path)
         self.class_names = read_class_names(self.path)
