@@ -71,24 +71,18 @@ import argparse
 import os
 import sys
 
+from cmnet_keras.commands import cli
+from cmnet_keras.options import OBJECTIVES
 
 
 def _parser():
-    from cmnet_keras.cli import add_composite_arguments, add_ffe_weights_argument
-    from cmnet_keras.options import OBJECTIVES, PRESET_NAMES
-
     parser = argparse.ArgumentParser(prog="python -m tuning.grid", description=__doc__.split("\n\n")[0])
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--cache", nargs="+", metavar="DIR",
-                        help="preprocessed clip cache (cmnet_keras.preprocess); several: their composite "
-                             "(--composite, built in <out>/composite)")
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--embedded", action="store_true",
-                        help="the embedded real-face dataset (generated and preprocessed on first use)")
-    add_composite_arguments(parser)
-    parser.add_argument("--data-dir", default="data", help="where the embedded dataset and its cache live")
-    parser.add_argument("--preset", default="demo", choices=PRESET_NAMES, help="model size preset")
-    parser.add_argument("--epochs", type=int, help="epochs per fold (default: the preset's)")
-    add_ffe_weights_argument(parser)
+                        help="the embedded real-face dataset (the default without --cache; generated and "
+                             "preprocessed on first use)")
+    cli.add_data_arguments(parser, source)
+    cli.add_config_arguments(parser, lambdas=False)
     parser.add_argument("--step", type=float, default=0.1, help="grid step of λ1 and λ2 (default 0.1)")
     folds = parser.add_mutually_exclusive_group()
     folds.add_argument("--folds", help="fold numbers, e.g. 0-3 or 0,2,5-7 (default: all)")
@@ -105,8 +99,7 @@ def _parser():
                         help="stop after this many failed trials in a row (default 3)")
     parser.add_argument("--out", required=True, help="search folder, e.g. tuning_runs/NAME (rerun to continue)")
     parser.add_argument("--overwrite", action="store_true", help="discard an existing search in --out")
-    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
-                        help="Keras progress bar mode (0: also no progress lines of a composite's building)")
+    cli.add_verbose_argument(parser)
     return parser
 
 
@@ -126,11 +119,11 @@ def main(argv=None):
 
     Bad options, files or settings end the process with exit code 2 (like
     `cmnet_keras.train`); errors while training propagate (exit code 1 through
-    `cmnet_keras.cli.exit_on_error`).
+    `cmnet_keras.commands.cli.exit_on_error`).
     """
     parser = _parser()
     args = parser.parse_args(argv)
-    from cmnet_keras import cli, optional
+    from cmnet_keras import optional
     from cmnet_keras.data.cache import CacheLockedError
 
     try:  # the [tuning] extra: a one-line error naming it
@@ -140,17 +133,11 @@ def main(argv=None):
         return 2
     try:
         optional.require(TENSORBOARD)
-        from cmnet_keras.config import get_config
         from cmnet_keras.data.cache import cache_fingerprint
-        from cmnet_keras.embedded_cache import ensure_embedded_cache
         from cmnet_keras.training import config_for_cache
 
-        overrides = {"seed": args.seed, "ffe_weights": args.ffe_weights}
-        if args.epochs is not None:
-            overrides["epochs"] = args.epochs
-        config = get_config(args.preset, **overrides)
-        data = cli.run_data(args, lambda: ensure_embedded_cache(config.image_size, config.num_frames, args.data_dir,
-                                                                seed=args.seed))
+        config = cli.preset_config(args, seed=args.seed)
+        data = cli.prepare_data(parser, args, config)
         config = config_for_cache(config, data.cache_dir)
         folds = _fold_numbers(args, data)
         settings = {"cache_fingerprint": cache_fingerprint(data.cache_dir), "preset": args.preset}
@@ -180,6 +167,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from cmnet_keras.cli import exit_on_error
+    from cmnet_keras.commands.cli import exit_on_error
 
     exit_on_error(main)

@@ -265,11 +265,12 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
 
     Args:
         cache_dir: preprocessed cache (`cmnet_keras.preprocess`).
-        config: CMNetConfig (its classes are taken from the cache).
+        config: CMNetConfig (its classes are taken from the cache, `sync_batchnorm` from `strategy`).
         out: run directory.
         folds: fold numbers to run (None = all), see `parse_folds`.
         validation_subjects: training subjects per fold held out for validation curves.
-        strategy: a name of `distribute.STRATEGIES`.
+        strategy: a name of `distribute.STRATEGIES`; under any but "none" BatchNorm statistics are
+            synchronised over the replicas, so N replicas train like one device.
         mixed_precision: None (float32), "float16" or "bfloat16": the mixed policy of `dtype_policy`.
         verbose: Keras progress bar mode (0 silent, 1 bar, 2 one line per epoch).
         command: the command line recorded in config.json.
@@ -289,7 +290,7 @@ def run_loso(cache_dir, config, out, folds=None, validation_subjects=0, strategy
     if evaluate_on == "validation" and validation_subjects < 1:
         raise ValueError(f"evaluate_on='validation' needs validation_subjects >= 1, got {validation_subjects}")
     cache_dir = Path(cache_dir)
-    config = config_for_cache(config, cache_dir)
+    config = config_for_cache(config, cache_dir).replace(sync_batchnorm=strategy != "none")
     subjects = fold_subjects(read_index(cache_dir), hold_out)
     numbers = list(range(len(subjects))) if folds is None else list(folds)
     tf_strategy = distribute.get_strategy(strategy)
