@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from cmnet_keras import optional
+from cmnet_keras.commands import grid
 from cmnet_keras.config import CMNetConfig, get_config
 from cmnet_keras.data import cache
-from tuning import grid, search
+from tuning import search
 
 
 def independent_simplex(step):

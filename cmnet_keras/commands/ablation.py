@@ -12,7 +12,7 @@ Each row is a full LOSO run in `<out>/<row>/`, resumable like any run
 import argparse
 import sys
 
-from cmnet_keras import cli
+from cmnet_keras.commands import cli
 from cmnet_keras.options import TABLES
 
 

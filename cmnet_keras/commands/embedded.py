@@ -9,12 +9,6 @@ import argparse
 import sys
 import time
 
-import pandas as pd
-
-from cmnet_keras.data import media
-from cmnet_keras.data.face import NoFaceError
-from cmnet_keras.data.generator.dataset import MANIFEST, generate_embedded_dataset
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
@@ -30,6 +24,12 @@ def main(argv=None):
     parser.add_argument("--model", default=None, help="face_landmarker.task")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
+    import pandas as pd
+
+    from cmnet_keras.data import media
+    from cmnet_keras.data.face import NoFaceError
+    from cmnet_keras.data.generator.dataset import MANIFEST, generate_embedded_dataset
+
     started = time.perf_counter()
     try:
         root = generate_embedded_dataset(

@@ -33,7 +33,7 @@ import os
 import pathlib
 import sys
 
-from cmnet_keras import cli
+from cmnet_keras.commands import cli
 
 EXIT_OK, EXIT_FATAL = 0, 2
 

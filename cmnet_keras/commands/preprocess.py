@@ -87,6 +87,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from cmnet_keras.cli import exit_on_error
+    from cmnet_keras.commands.cli import exit_on_error
 
     exit_on_error(main)

@@ -21,7 +21,7 @@ final model (`--final-model`) uses the first seed. Exit codes: 0 done,
 import argparse
 import sys
 
-from cmnet_keras import cli
+from cmnet_keras.commands import cli
 
 
 def main(argv=None):
