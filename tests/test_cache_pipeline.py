@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cmnet_keras import files, preprocess
+from cmnet_keras import files
+from cmnet_keras.commands import preprocess
 from cmnet_keras.data.preprocessing import preprocess_dataset
 from cmnet_keras.data import cache, readers, temporal
 from fixtures import casme2_table, run_preprocess, write_casme2_tree, write_video

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from sklearn.utils.class_weight import compute_class_weight
 
-from cmnet_keras import build_cmnet, get_config, train
+from cmnet_keras import build_cmnet, get_config
+from cmnet_keras.commands import train
 from cmnet_keras.data import cache
 from cmnet_keras.models import CMNet
 

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from cmnet_keras import ablation, metrics, preprocess, reports, train
+from cmnet_keras import metrics, reports
+from cmnet_keras.commands import ablation, preprocess, train
 from cmnet_keras.data import cache, composite, pipeline
 from cmnet_keras.data.folds import loso_folds
 from cmnet_keras.records import FoldResult
@@ -285,7 +286,7 @@ def test_cross_dataset_options_are_checked(small_caches, tmp_path, capsys):
 
 def test_tuner_builds_the_composite_of_its_caches(small_caches, tmp_path, capsys):
     pytest.importorskip("keras_tuner")
-    from tuning import grid
+    from cmnet_keras.commands import grid
 
     caches = [str(small_caches["casme2"]), str(small_caches["samm"])]
     with pytest.raises(SystemExit) as stop:
@@ -307,7 +308,7 @@ def test_cross_dataset_test_cache_without_list_clips_is_named(small_caches, tmp_
 
 def test_tuner_refuses_a_composite_without_caches(tmp_path, capsys):
     pytest.importorskip("keras_tuner")
-    from tuning import grid
+    from cmnet_keras.commands import grid
 
     with pytest.raises(SystemExit) as stop:
         grid.main(["--embedded", "--composite", "megc2019", "--data-dir", str(tmp_path / "data"),

@@ -8,7 +8,7 @@ in that clip's note while the clip goes on with its real frames.
 
 import pytest
 
-from cmnet_keras import preprocess
+from cmnet_keras.commands import preprocess
 from cmnet_keras.data import cache, readers
 from fixtures import SMIC_CLIPS, read_quietly, write_casme2_tree, write_samm_tree, write_smic_tree
 

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cmnet_keras.commands.embedded import main
 from cmnet_keras.data import media
-from cmnet_keras.data.embedded import main
 from cmnet_keras.data.generator.dataset import generate_embedded_dataset
 from cmnet_keras.data.face import FaceAligner
 

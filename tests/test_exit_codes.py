@@ -7,9 +7,8 @@ import sys
 
 import pytest
 
-from cmnet_keras import ablation, export, merge, predict, preprocess, train
+from cmnet_keras.commands import ablation, export, grid, merge, predict, preprocess, train
 from fixtures import onset_after_offset, run_preprocess, write_bad_input_tree
-from tuning import grid
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -60,8 +59,8 @@ def test_some_clips_failed_is_exit_code_3(tmp_path, capsys):
 
 # module, the function its main calls (replaced by one that raises an error no command expects), its arguments
 BUGS = {
-    "cmnet_keras.train": ("cmnet_keras.cli", "config_from_args", ["--out", "x"]),
-    "cmnet_keras.ablation": ("cmnet_keras.cli", "config_from_args", ["--table", "losses", "--out", "x"]),
+    "cmnet_keras.train": ("cmnet_keras.commands.cli", "config_from_args", ["--out", "x"]),
+    "cmnet_keras.ablation": ("cmnet_keras.commands.cli", "config_from_args", ["--table", "losses", "--out", "x"]),
     "tuning.grid": ("cmnet_keras.embedded_cache", "ensure_embedded_cache", ["--embedded", "--out", "x"]),
     "cmnet_keras.preprocess": ("cmnet_keras.data.readers", "read_dataset", ["--dataset", "casme2", "--root", ".",
                                                                             "--out", "x"]),

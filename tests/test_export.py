@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import cmnet_keras
-from cmnet_keras import export
+from cmnet_keras import saved_model
+from cmnet_keras.commands import export
 from cmnet_keras.config import get_config
 from cmnet_keras.models import build_cmnet
 
@@ -49,7 +50,7 @@ def trained(tmp_path_factory):
 @pytest.fixture(scope="module")
 def exported(trained):
     model, folder = trained
-    return export.export_saved_model(model, folder / "saved_models", name="cmnet", version=1)
+    return saved_model.export_saved_model(model, folder / "saved_models", name="cmnet", version=1)
 
 
 def test_layout_and_class_names(exported):
@@ -58,7 +59,7 @@ def test_layout_and_class_names(exported):
     assert (exported / "variables" / "variables.index").is_file()
     assert (exported / "assets" / "class_names.txt").read_text().split() == list(CLASSES)
     assert json.loads((exported / "assets" / "cmnet_config.json").read_text())["image_size"] == 32
-    assert export.read_class_names(exported.parent) == list(CLASSES)
+    assert saved_model.read_class_names(exported.parent) == list(CLASSES)
     assert not [p for p in exported.parent.iterdir() if p.name != "1"]  # no staging folder left
 
 
@@ -118,4 +119,4 @@ def test_cli_versions_and_refusals(trained, tmp_path, capsys):
     assert export.main([str(tmp_path / "missing.keras"), "--out", out]) == 2
     assert "missing.keras" in capsys.readouterr().err
     assert export.main([model_file, "--name", "cmnet", "--version", "10", "--out", out]) == 0
-    assert export.resolve_version_dir(tmp_path / "served" / "cmnet").name == "10"  # numeric, not string, order
+    assert saved_model.resolve_version_dir(tmp_path / "served" / "cmnet").name == "10"  # numeric, not string, order

@@ -79,7 +79,7 @@ def test_wheel_installs_into_a_fresh_folder_and_imports(wheel, tmp_path):
     module_file, tuning_file = done.stdout.splitlines()[:2]
     assert Path(module_file).is_relative_to(target) and Path(tuning_file).is_relative_to(target)
     entry_points = next(target.glob("cmnet_keras-*.dist-info")) / "entry_points.txt"
-    assert "cmnet-train = cmnet_keras.train:main" in entry_points.read_text()
+    assert "cmnet-train = cmnet_keras.commands.train:main" in entry_points.read_text()
 
 
 @pytest.mark.slow

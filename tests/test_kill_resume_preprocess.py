@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-from cmnet_keras import preprocess
+from cmnet_keras.commands import preprocess
 from cmnet_keras.data import cache
 from fixtures import REPO, REPO_ENV, casme2_sheet_frame, preprocess_args, write_frames
 from killharness import kill_and_resume, leftovers, tree_bytes

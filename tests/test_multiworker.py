@@ -19,7 +19,8 @@ EPOCHS = 2
 # noise times eta ~ 1e-6. Global batch 4: 2 clips per worker, 2 steps an epoch over the fold's 8 training clips.
 WORKER = f"""
 import sys
-from cmnet_keras import cli, get_config
+from cmnet_keras import get_config
+from cmnet_keras.commands import cli
 from cmnet_keras.records import RunOptions
 from cmnet_keras.training import run_loso
 

@@ -6,7 +6,8 @@ import stat
 
 import pytest
 
-from cmnet_keras import export, train
+from cmnet_keras import saved_model
+from cmnet_keras.commands import export, train
 from cmnet_keras.config import get_config
 from cmnet_keras.models import build_cmnet
 
@@ -37,7 +38,7 @@ def test_cache_and_export_follow_the_umask(tmp_path, synthetic_cache, mask):
     with umask(mask):
         cache_dir = synthetic_cache(tmp_path / "cache", ["s1", "s2"])
         model = build_cmnet(get_config("tiny", num_classes=3, class_names=("a", "b", "c")))
-        version = export.export_saved_model(model, tmp_path / "saved_models", name="cmnet", version=1)
+        version = saved_model.export_saved_model(model, tmp_path / "saved_models", name="cmnet", version=1)
     assert wrong_modes(cache_dir, mask) == {}
     assert wrong_modes(version.parent, mask) == {}
     assert (version / "saved_model.pb").is_file() and (version / "assets" / "class_names.txt").is_file()

@@ -15,10 +15,12 @@ import numpy as np
 import pytest
 
 import cmnet_keras
-from cmnet_keras import export, inference, predict
+from cmnet_keras import inference
+from cmnet_keras.commands import predict
 from cmnet_keras.config import get_config
 from cmnet_keras.data import face, media
 from cmnet_keras.models import build_cmnet
+from cmnet_keras.saved_model import export_saved_model
 
 CLASSES = ("negative", "positive", "surprise")
 REPO = pathlib.Path(cmnet_keras.__file__).resolve().parents[1]
@@ -71,8 +73,8 @@ def saved_model(keras_model):
     """The same model exported for TF Serving; returns the model folder (versions inside)."""
     import keras
 
-    export.export_saved_model(keras.models.load_model(keras_model, compile=False),
-                              keras_model.parent / "saved_models", name="cmnet", version=3)
+    export_saved_model(keras.models.load_model(keras_model, compile=False),
+                       keras_model.parent / "saved_models", name="cmnet", version=3)
     return keras_model.parent / "saved_models" / "cmnet"
 
 

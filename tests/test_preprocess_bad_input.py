@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cmnet_keras import preprocess
+from cmnet_keras.commands import preprocess
 from cmnet_keras.data import cache
 from fixtures import bad_input_table as table
 from fixtures import casme2_sheet_frame, frame_rgb, onset_after_offset, rewrite_sheet, run_preprocess

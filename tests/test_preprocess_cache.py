@@ -15,7 +15,8 @@ import pytest
 import tensorflow as tf
 
 import cmnet_keras
-from cmnet_keras import files, preprocess
+from cmnet_keras import files
+from cmnet_keras.commands import preprocess
 from cmnet_keras.data import cache, preprocessing, readers, temporal
 from cmnet_keras.data.pipeline import make_dataset
 from fixtures import casme2_sheet_frame, casme2_table, run_preprocess, write_casme2_tree

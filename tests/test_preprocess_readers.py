@@ -8,7 +8,7 @@ import csv
 
 import pytest
 
-from cmnet_keras import preprocess
+from cmnet_keras.commands import preprocess
 from cmnet_keras.data import cache
 from fixtures import (AU_TEXT, SAMM_ROWS, SAMM_UNANNOTATED, casme2_rows_with_aus, casme2_table, casme2_workbook,
                       run_preprocess, write_casme2_tree, write_casme2_version, write_samm_tree, write_smic_subsets)

@@ -133,7 +133,7 @@ class Parsed(Exception):
 
 
 def parse_only(module, argv, monkeypatch):
-    """Runs `module.main(argv)` up to its `parse_args`; fails with argparse's message when it refuses."""
+    """Runs the `main(argv)` that `module` runs up to its `parse_args`; fails with argparse's message if it refuses."""
     original = argparse.ArgumentParser.parse_args
 
     def parse_and_stop(parser, args=None, namespace=None):
@@ -142,7 +142,7 @@ def parse_only(module, argv, monkeypatch):
 
     monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_and_stop)
     try:
-        importlib.import_module(module).main(argv)
+        importlib.import_module(COMMAND_MODULES[module]).main(argv)
     except Parsed:
         return
     except SystemExit as stop:
@@ -209,8 +209,11 @@ def is_module(*modules):
     return lambda command: command.module() in modules
 
 
-COMMAND_MODULES = ("cmnet_keras.train", "cmnet_keras.preprocess", "cmnet_keras.ablation", "cmnet_keras.merge",
-                   "cmnet_keras.export", "cmnet_keras.predict", "cmnet_keras.data.embedded", "tuning.grid")
+# python -m MODULE (what the documents type) -> the command module it runs (tests/test_command_help.py runs each)
+COMMAND_MODULES = {**{f"cmnet_keras.{name}": f"cmnet_keras.commands.{name}"
+                      for name in ("train", "preprocess", "ablation", "merge", "export", "predict")},
+                   "cmnet_keras.data.embedded": "cmnet_keras.commands.embedded",
+                   "tuning.grid": "cmnet_keras.commands.grid"}
 RULES = [  # (name, matches, check without running, reason)
     ("shell variable", lambda c: not c.argv, not_run, "sets a variable for the next lines"),
     ("repository script", is_program("./run_demo.sh", "./run_tests.sh"), check_script,
@@ -327,7 +330,7 @@ def test_commands_run(tmp_path, monkeypatch, pyfeat_data, capsys):
             continue
         argv = substituted(command, tmp_path)
         try:
-            code = importlib.import_module(command.module()).main(argv)
+            code = importlib.import_module(COMMAND_MODULES[command.module()]).main(argv)
         except SystemExit as stop:
             code = stop.code
         printed = capsys.readouterr()

@@ -13,7 +13,8 @@ import pytest
 from scipy import stats
 from sklearn import metrics as skm
 
-from cmnet_keras import ablation, cli, get_config, reports, train
+from cmnet_keras import get_config, reports
+from cmnet_keras.commands import ablation, cli, train
 from cmnet_keras.data import cache
 from cmnet_keras.data.folds import fold_subjects, loso_folds
 from cmnet_keras.records import RunResult
@@ -277,7 +278,7 @@ import sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from cmnet_keras import train
+from cmnet_keras.commands import train
 train.main(sys.argv[1:])
 """
 
@@ -290,6 +291,7 @@ def test_mirrored_strategy_over_two_replicas(tiny_cache, tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "strategy mirrored-cpu: 2 replicas in sync" in done.stdout
+    assert json.loads((out / "config.json").read_text())["settings"]["config"]["sync_batchnorm"] is True
     result = json.loads((out / "folds" / "00_sub01" / "result.json").read_text())
     assert result["n"] == 2 and len(result["history"]["ce_loss"]) == 1
 

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from cmnet_keras import metrics, reports, train
+from cmnet_keras import metrics, reports
+from cmnet_keras.commands import train
 from cmnet_keras.data import cache, intensity_reference, temporal
 from cmnet_keras.data.truth import ClipTruth, read_truth_table
 from cmnet_keras.records import RunResult
@@ -68,7 +69,7 @@ def test_truth_file_errors_name_the_file_and_row(tmp_path):
 
 
 def test_stored_truth_of_generated_clips_is_the_generators_curve(tmp_path, pyfeat_data, face_model, capsys):
-    from cmnet_keras import preprocess
+    from cmnet_keras.commands import preprocess
     from cmnet_keras.data.generator.dataset import MANIFEST, generate_embedded_dataset
 
     root = generate_embedded_dataset(tmp_path / "embedded", num_subjects=1, clips_per_subject=3,

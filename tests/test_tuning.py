@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from cmnet_keras import optional
+from cmnet_keras.commands import cli, grid
 from cmnet_keras.config import CMNetConfig, get_config
 from cmnet_keras.data import cache
-from tuning import grid, search
+from tuning import search
 
 
 def independent_simplex(step):
@@ -177,6 +178,20 @@ def test_missing_tensorboard_fails_fast(monkeypatch, tmp_path, capsys):
     assert stop.value.code == 2
     assert "tensorboard" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_the_search_takes_the_shared_training_options_but_not_lambdas(capsys):
+    parser = grid._parser()
+    args = parser.parse_args(["--preset", "tiny", "--batch-size", "6", "--optimizer", "sgd", "--tendency", "calibrated",
+                              "--seed", "3", "--out", "x"])
+    config = cli.preset_config(args, seed=args.seed)
+    assert (config.batch_size, config.optimizer, config.tendency_loss, config.seed) == (6, "sgd", "both", 3)
+    assert args.cache is None and not args.embedded  # the embedded dataset, as for train
+    for refused in (["--lambdas", "0.2", "0.3", "0.5"], ["--seeds", "0", "1"], ["--embedded", "--cache", "c"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*refused, "--out", "x"])
+    errors = capsys.readouterr().err
+    assert "unrecognized arguments: --lambdas" in errors and "--cache: not allowed with argument --embedded" in errors
 
 
 @pytest.mark.slow

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cmnet_keras import get_config, pretrained, train
+from cmnet_keras import get_config, pretrained
+from cmnet_keras.commands import train
 from cmnet_keras.data import cache, composite, sheets
 from cmnet_keras.models import build_cmnet
 from cmnet_keras.training import RunDirError, run_dir

@@ -1,7 +1,7 @@
 """The λ grid search of Eq. 10 with KerasTuner: oracle, tuner, trial objective and tables.
 
-The command line is `python -m tuning.grid` (its docstring describes the search,
-its files, resume, failed trials and the distributed mode).
+The command line is `python -m tuning.grid` (`cmnet_keras.commands.grid`, whose docstring describes
+the search, its files, resume, failed trials and the distributed mode).
 """
 
 import dataclasses

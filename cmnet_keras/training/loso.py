@@ -251,7 +251,9 @@ def run_loso(cache_dir, config, out, options=RunOptions()):
 
     Args:
         cache_dir: preprocessed cache (`cmnet_keras.preprocess`).
-        config: CMNetConfig (its classes are taken from the cache).
+        config: CMNetConfig (its classes are taken from the cache, `sync_batchnorm` from the options'
+            strategy: under any but "none" BatchNorm statistics are synchronised over the replicas, so N
+            replicas train like one device).
         out: run directory.
         options: `records.RunOptions` (mixed_precision is the mixed policy of `dtype_policy`;
             class_weight: see `train_fold`).
@@ -262,7 +264,7 @@ def run_loso(cache_dir, config, out, options=RunOptions()):
     """
     evaluate_on, hold_out, validation_subjects = options.evaluate_on, options.hold_out, options.validation_subjects
     cache_dir = Path(cache_dir)
-    config = config_for_cache(config, cache_dir)
+    config = config_for_cache(config, cache_dir).replace(sync_batchnorm=options.strategy != "none")
     subjects = fold_subjects(read_index(cache_dir), hold_out)
     numbers = list(range(len(subjects))) if options.folds is None else list(options.folds)
     tf_strategy = distribute.get_strategy(options.strategy)

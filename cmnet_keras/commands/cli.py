@@ -1,4 +1,4 @@
-"""Command-line options shared by the training commands (`train`, `ablation`).
+"""Command-line options shared by the training commands (`train`, `ablation`, `grid`), and their exit codes.
 
 The parsers are built from `cmnet_keras.options` alone: Keras and TensorFlow load after parsing.
 """
@@ -23,26 +23,8 @@ def add_ffe_weights_argument(parser):
 
 def add_training_arguments(parser):
     """Adds the options of one LOSO run to an `argparse.ArgumentParser`."""
-    parser.add_argument("--cache", nargs="+", metavar="DIR",
-                        help="preprocessed cache folder (default: the embedded dataset); several: their composite "
-                             "(--composite), LOSO over the subjects of all")
-    add_composite_arguments(parser)
-    parser.add_argument("--data-dir", default="data", help="where the embedded dataset and its cache live")
-    parser.add_argument("--preset", default="demo", choices=PRESET_NAMES, help="model size preset")
-    parser.add_argument("--epochs", type=int, help="epochs per fold (default: the preset's)")
-    parser.add_argument("--batch-size", type=int, help="global batch size (default: the preset's)")
-    parser.add_argument("--learning-rate", type=float, help="initial learning rate (default: the preset's)")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, help="default: the preset's (paper: sgd; demo: adamw)")
-    parser.add_argument("--clip-flip-rate", type=float, metavar="P",
-                        help="probability of flipping a training clip left-right (default: the preset's, 0)")
-    add_ffe_weights_argument(parser)
-    parser.add_argument("--sampler", choices=SAMPLERS, help="negative sampler of L_ID (Table 2)")
-    parser.add_argument("--lambdas", type=float, nargs=3, metavar=("L_ID", "L_WRST", "L_C"),
-                        help="loss weights of eq. 10, summing to 1 (Table 3)")
-    parser.add_argument("--tendency", choices=TENDENCY_NAMES,
-                        help="tendency calibration: paper (the paper's L_Wrst and ICE) or calibrated (soft "
-                             "Spearman + rank sum, k started in range, the ICE on the change from the onset "
-                             "frame); default: the preset's")
+    add_data_arguments(parser)
+    add_config_arguments(parser)
     seeds = parser.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, default=0, help="seed of every random draw and the data order")
     seeds.add_argument("--seeds", type=int, nargs="+", metavar="S",
@@ -58,9 +40,55 @@ def add_training_arguments(parser):
                         help="mixed precision: float16 (the default of the bare flag; with loss scaling) or bfloat16")
     parser.add_argument("--checkpoint-every", type=int, default=5, metavar="E",
                         help="save a resumable fold checkpoint every E epochs (and after the last)")
+    add_verbose_argument(parser)
+    return parser
+
+
+def add_data_arguments(parser, source=None):
+    """Adds `--cache`, the options of a composite and `--data-dir` (the data of a run, `run_data`).
+
+    Args:
+        parser: an `argparse.ArgumentParser`.
+        source: the group of `parser` that `--cache` goes in (default: `parser` itself), e.g. one exclusive
+            with another source.
+    """
+    (source or parser).add_argument(
+        "--cache", nargs="+", metavar="DIR",
+        help="preprocessed cache folder (default: the embedded dataset); several: their composite "
+             "(--composite), LOSO over the subjects of all")
+    add_composite_arguments(parser)
+    parser.add_argument("--data-dir", default="data", help="where the embedded dataset and its cache live")
+
+
+def add_config_arguments(parser, lambdas=True):
+    """Adds the options that override fields of the preset's CMNetConfig (`preset_config` reads them).
+
+    Args:
+        parser: an `argparse.ArgumentParser`.
+        lambdas: also `--lambdas` (left out by a search that sets them).
+    """
+    parser.add_argument("--preset", default="demo", choices=PRESET_NAMES, help="model size preset")
+    parser.add_argument("--epochs", type=int, help="epochs per fold (default: the preset's)")
+    parser.add_argument("--batch-size", type=int, help="global batch size (default: the preset's)")
+    parser.add_argument("--learning-rate", type=float, help="initial learning rate (default: the preset's)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, help="default: the preset's (paper: sgd; demo: adamw)")
+    parser.add_argument("--clip-flip-rate", type=float, metavar="P",
+                        help="probability of flipping a training clip left-right (default: the preset's, 0)")
+    add_ffe_weights_argument(parser)
+    parser.add_argument("--sampler", choices=SAMPLERS, help="negative sampler of L_ID (Table 2)")
+    if lambdas:
+        parser.add_argument("--lambdas", type=float, nargs=3, metavar=("L_ID", "L_WRST", "L_C"),
+                            help="loss weights of eq. 10, summing to 1 (Table 3)")
+    parser.add_argument("--tendency", choices=TENDENCY_NAMES,
+                        help="tendency calibration: paper (the paper's L_Wrst and ICE) or calibrated (soft "
+                             "Spearman + rank sum, k started in range, the ICE on the change from the onset "
+                             "frame); default: the preset's")
+
+
+def add_verbose_argument(parser):
+    """Adds `--verbose` (Keras' progress bar mode) to an `argparse.ArgumentParser`."""
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
                         help="Keras progress bar mode (0: also no progress lines of a composite's building)")
-    return parser
 
 
 def add_composite_arguments(parser):
@@ -84,23 +112,23 @@ def add_cross_dataset_arguments(parser):
 
 
 def config_from_args(args):
-    """CMNetConfig from the preset plus the given overrides (also checks `--seeds`)."""
-    from cmnet_keras.config import TENDENCY, get_config
-
+    """CMNetConfig from the options of `add_training_arguments` (also checks `--seeds`)."""
     if args.seeds:
         from cmnet_keras.training.seeds import check_seeds
 
         check_seeds(args.seeds)
-    # Under a strategy, BatchNorm statistics are synchronised so N replicas train like one device.
-    overrides = {"seed": args.seeds[0] if args.seeds else args.seed, "sync_batchnorm": args.strategy != "none",
-                 **(TENDENCY[args.tendency] if args.tendency else {})}
-    for field, value in (("epochs", args.epochs), ("batch_size", args.batch_size),
-                         ("learning_rate", args.learning_rate), ("optimizer", args.optimizer),
-                         ("clip_flip_rate", args.clip_flip_rate), ("sampler", args.sampler),
-                         ("lambdas", args.lambdas), ("ffe_weights", args.ffe_weights)):
-        if value is not None:
-            overrides[field] = value
-    return get_config(args.preset, **overrides)
+    return preset_config(args, seed=args.seeds[0] if args.seeds else args.seed, lambdas=args.lambdas)
+
+
+def preset_config(args, **fields):
+    """CMNetConfig of `--preset` with the options of `add_config_arguments` and `fields`; None values unset."""
+    from cmnet_keras.config import TENDENCY, get_config
+
+    overrides = {**(TENDENCY[args.tendency] if args.tendency else {}), "epochs": args.epochs,
+                 "batch_size": args.batch_size, "learning_rate": args.learning_rate, "optimizer": args.optimizer,
+                 "clip_flip_rate": args.clip_flip_rate, "sampler": args.sampler, "ffe_weights": args.ffe_weights,
+                 **fields}
+    return get_config(args.preset, **{field: value for field, value in overrides.items() if value is not None})
 
 
 def preset_label(preset, config):
@@ -140,7 +168,16 @@ def run_options(args, data, command):
 
 def prepare_run(parser, args, config, command):
     """(cache, `records.RunOptions`) for parsed options and the command line; exits with code 2 on bad options
-    or files.
+    or files (`prepare_data`)."""
+    data = prepare_data(parser, args, config)
+    try:
+        return data.cache_dir, run_options(args, data, command)
+    except ValueError as error:
+        parser.exit(2, f"error: {error}\n")
+
+
+def prepare_data(parser, args, config):
+    """The `RunData` of parsed options (`run_data`); exits with code 2 on bad options or files.
 
     Also when `<out>` holds runs made with another composite, another process
     holds the cache's preprocessing lock, the `--ffe-weights` file is missing or
@@ -155,7 +192,7 @@ def prepare_run(parser, args, config, command):
         check_ffe_weights(config.ffe_weights)
         data = run_data(args, lambda: ensure_embedded_cache(config.image_size, config.num_frames, args.data_dir))
         check_config_fits(config, data.cache_dir)
-        return data.cache_dir, run_options(args, data, command)
+        return data
     except (ValueError, OSError, CacheLockedError) as error:
         parser.exit(2, f"error: {error}\n")
 
