@@ -11,10 +11,9 @@ import importlib
 import sys
 
 from cmnet_keras import console
+from cmnet_keras.version import __version__
 
 console.configure_native_logs()  # before TensorFlow loads
-
-__version__ = "0.1.0"
 
 # Attribute -> the module that defines it.
 _LAZY = {"layers": "cmnet_keras.layers", "losses": "cmnet_keras.losses", "PRESETS": "cmnet_keras.config",

@@ -164,6 +164,14 @@ class CMNetConfig:
     def from_dict(cls, values):
         return cls(**values)
 
+    @staticmethod
+    def presets_of_shape(image_size, num_frames):
+        """Names of the presets whose clips are `num_frames` frames of `image_size` px, sorted (a method, so
+        that `data.cache_fit` names them from the config it is given without importing this module)."""
+        return sorted(name for name, fields in PRESETS.items()
+                      if (fields.get("image_size", CMNetConfig.image_size),
+                          fields.get("num_frames", CMNetConfig.num_frames)) == (image_size, num_frames))
+
 
 # Tendency calibration settings (`--tendency`): "paper" is the paper's L_Wrst on the paper's ICE;
 # "calibrated" is the variant that makes k follow the expression (docs/tendency.md).

@@ -14,8 +14,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-import cmnet_keras
-from cmnet_keras import files
+from cmnet_keras import files, version
 from cmnet_keras.commands import preprocess
 from cmnet_keras.data import cache, preprocessing, readers, temporal
 from cmnet_keras.data.pipeline import make_dataset
@@ -72,7 +71,7 @@ def test_changed_sheet_rows_and_settings_reprocess_exactly_the_affected_clips(tr
     assert second["clips/sub02/EP11_01.raw"] == first["clips/sub02/EP11_01.raw"]
     assert second["clips/sub01/EP19_03f.raw"] != first["clips/sub01/EP19_03f.raw"]  # other source frames
 
-    monkeypatch.setattr(cmnet_keras, "__version__", "9.9.9")
+    monkeypatch.setattr(version, "__version__", "9.9.9")
     report = preprocess_quietly(root, out)
     assert [reason for _, reason in report.reprocessed] == ["settings changed: package_version"] * 4
 

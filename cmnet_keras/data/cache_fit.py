@@ -1,6 +1,8 @@
-"""Whether a config (a preset) fits a cache: the cache's meta.json records its image size and frame count."""
+"""Whether a config (a preset) fits a cache: the cache's meta.json records its image size and frame count.
 
-from cmnet_keras.config import PRESETS, get_config
+The config is any object with `image_size`, `num_frames` and `presets_of_shape` (a `CMNetConfig`): the
+data layer does not import the config module.
+"""
 
 
 class CacheMismatchError(ValueError):
@@ -10,12 +12,6 @@ class CacheMismatchError(ValueError):
 def cache_shape(meta):
     """(image_size, num_frames) of a cache's meta.json."""
     return int(meta["image_size"]), int(meta["num_frames"])
-
-
-def presets_of_shape(image_size, num_frames):
-    """Names of the presets whose clips are `num_frames` frames of `image_size` px, sorted."""
-    return sorted(name for name in PRESETS
-                  if (get_config(name).image_size, get_config(name).num_frames) == (image_size, num_frames))
 
 
 def check_config_fits(config, cache_dir, meta=None):
@@ -35,8 +31,8 @@ def check_config_fits(config, cache_dir, meta=None):
     size, frames = cache_shape(meta)
     if (config.image_size, config.num_frames) == (size, frames):
         return meta
-    wanted = presets_of_shape(config.image_size, config.num_frames)
-    fits = presets_of_shape(size, frames)
+    wanted = config.presets_of_shape(config.image_size, config.num_frames)
+    fits = config.presets_of_shape(size, frames)
     needs = f"{config.num_frames} frames of {config.image_size} px" + (f" (preset {'/'.join(wanted)})" if wanted else "")
     choice = f"use --preset {' or '.join(fits)}" if fits else "no preset fits it"
     dataset = "DATASET" if "composite" in meta else meta.get("dataset", "DATASET")  # a composite: each of its own

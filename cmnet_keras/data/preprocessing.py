@@ -29,8 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from tqdm import tqdm
 
-import cmnet_keras
-from cmnet_keras import assets, files, optional
+from cmnet_keras import assets, files, optional, version
 from cmnet_keras.data import cache, face, media, temporal
 
 cv2 = optional.require("cv2")
@@ -164,7 +163,7 @@ def run_settings(spec, image_size, num_frames, cropped, face_model=None, tempora
     aligned = not cropped
     return {
         "format": cache.FORMAT,
-        "package_version": cmnet_keras.__version__,
+        "package_version": version.__version__,
         "dataset": spec.name,
         "class_names": list(spec.class_names),
         "image_size": int(image_size),
