@@ -182,6 +182,28 @@ TENDENCY = {
                        squeeze_kernel_init="zeros", ice_input="difference"),
 }
 
+TENDENCY_NOTES = {
+    "paper": "the paper's L_Wrst on the paper's ICE",
+    "calibrated": "the ICE on each frame's change from the onset, rank-sum + soft Spearman loss; chosen on validation "
+                  "subjects drawn from training subjects, docs/tendency.md",
+    "custom": "tendency fields of neither setting",
+}
+
+
+def tendency_setting(config):
+    """The name of the `TENDENCY` setting whose fields `config` has ("paper", "calibrated"), or "custom"."""
+    for name, fields in TENDENCY.items():
+        if all(getattr(config, field) == value for field, value in fields.items()):
+            return name
+    return "custom"
+
+
+def describe_tendency(config):
+    """The config's tendency setting and what it is, e.g. "calibrated (the ICE on each frame's change ...)"."""
+    name = tendency_setting(config)
+    return f"{name} ({TENDENCY_NOTES[name]})"
+
+
 PRESETS = {
     # The paper: 224x224, ResNet-18 (64-wide stem), 16 frames, LSTM 256.
     "paper": {},

@@ -161,6 +161,7 @@ def format_summary(run):
     ids were printed when it was built).
     """
     paper, pooled, tendency = run.paper, run.pooled, run.tendency
+    setting = f"; tendency {run.notes['tendency_setting']}" if "tendency_setting" in run.notes else ""
     f1_all = f" / F1 over all classes {100 * paper['f1_all']:.2f}" if "f1_all" in paper else ""
     per_dataset = "".join(
         f"  {d} ({by['pooled']['n']} clips): UF1 {100 * by['pooled']['uf1']:.2f} / UAR {100 * by['pooled']['uar']:.2f}"
@@ -173,7 +174,7 @@ def format_summary(run):
         f"F1 {100 * paper['f1']:.2f} (classes present){f1_all}\n"
         f"pooled protocol ({pooled['n']} clips): Acc {100 * pooled['accuracy']:.2f} / "
         f"UF1 {100 * pooled['uf1']:.2f} / UAR {100 * pooled['uar']:.2f}\n{per_dataset}"
-        f"tendency of k ({tendency['n']} clips): Spearman rho {tendency['rho']:.3f} "
+        f"tendency of k ({tendency['n']} clips{setting}): Spearman rho {tendency['rho']:.3f} "
         f"({tendency['rho_undefined']} clips with constant k), rank-sum |Z| {tendency['abs_z']:.2f}"
         + (f"\n{format_truth(run.truth)}" if run.truth else "")
     )

@@ -15,6 +15,7 @@ from sklearn import metrics as skm
 
 from cmnet_keras import get_config, reports
 from cmnet_keras.commands import ablation, cli, train
+from cmnet_keras.config import tendency_setting
 from cmnet_keras.data import cache
 from cmnet_keras.data.folds import fold_subjects, loso_folds
 from cmnet_keras.records import RunResult
@@ -92,6 +93,11 @@ def test_run_writes_results_and_plots(full_run, tiny_cache):
     assert config["settings"]["config"]["seed"] == 3 and config["settings"]["config"]["epochs"] == 2
     assert config["settings"]["config"]["class_names"] == cache.read_meta(tiny_cache)["class_names"]
     assert config["versions"]["keras"] and "--preset" in config["command"]
+    # The tiny preset keeps the paper's tendency fields (config.TENDENCY["paper"], written out here by hand).
+    assert config["settings"]["config"]["tendency_loss"] == "rank_sum"
+    assert config["settings"]["config"]["ice_input"] == "frame"
+    assert config["tendency"].startswith("paper (the paper's L_Wrst")
+    assert json.loads((full_run / "results.json").read_text())["tendency_setting"] == "paper"
     fold_dirs = sorted(p.name for p in (full_run / "folds").iterdir())
     assert fold_dirs == ["00_sub01", "01_sub02", "02_sub10"]
     for name in fold_dirs:
@@ -415,3 +421,12 @@ def test_tendency_settings_from_the_command_line():
             calibrated.ice_input) == ("both", pytest.approx((1 + 0.2) / 2), "zeros", "difference")
     assert calibrated.image_size == 224 and calibrated.lambdas == (0.07, 0.71, 0.22)
     assert get_config("paper").tendency_loss == "rank_sum" and get_config("paper").ice_input == "frame"
+
+
+def test_tendency_setting_is_named_from_the_fields():
+    base = get_config("tiny")
+    calibrated = base.replace(tendency_loss="both", squeeze_bias_init=(1 + base.epsilon) / 2,
+                              squeeze_kernel_init="zeros", ice_input="difference")
+    assert tendency_setting(base) == "paper"
+    assert tendency_setting(calibrated) == "calibrated"
+    assert tendency_setting(calibrated.replace(ice_input="frame")) == "custom"

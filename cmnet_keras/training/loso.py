@@ -24,6 +24,7 @@ import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
 from cmnet_keras import distribute, metrics, reports
+from cmnet_keras.config import describe_tendency, tendency_setting
 from cmnet_keras.data import intensity_reference
 from cmnet_keras.data.cache import cache_fingerprint, load_clip, read_index, read_true_intensity
 from cmnet_keras.data.cache_fit import check_config_fits
@@ -276,9 +277,9 @@ def run_loso(cache_dir, config, out, options=RunOptions()):
                 **run_dir.data_settings(cache_dir, hold_out, subjects, numbers)}
     if written != out:
         run_dir.check_run_settings(out, settings)
-    run_dir.prepare_run_dir(written, settings, options.command or [])
+    run_dir.prepare_run_dir(written, settings, options.command or [], {"tendency": describe_tendency(config)})
     print(f"{'LOSO' if hold_out == 'subject' else 'cross-dataset'} on {cache_dir}: {len(subjects)} {hold_out}s, "
-          f"running folds {numbers} into {written}", flush=True)
+          f"running folds {numbers} into {written}; tendency {describe_tendency(config)}", flush=True)
     if tf_strategy is not None:
         print(f"strategy {options.strategy}: {tf_strategy.num_replicas_in_sync} replicas in sync", flush=True)
 
@@ -314,7 +315,7 @@ def run_loso(cache_dir, config, out, options=RunOptions()):
                   f"ETA {format_duration(elapsed / done * (len(pending) - done))}", flush=True)
 
     notes = {"lambdas": list(config.lambdas), "lambda_ablation": config.lambda_ablation, "evaluate_on": evaluate_on,
-             **run_dir.data_notes(settings)}
+             "tendency_setting": tendency_setting(config), **run_dir.data_notes(settings)}
     results = reports.summarize_run(reports.load_fold_results(written), config.class_names,
                                     run_dir.expected_folds(settings), notes)
     reports.write_summary(written, results)

@@ -152,17 +152,18 @@ def check_run_settings(out, settings):
     return True
 
 
-def prepare_run_dir(out, settings, command):
+def prepare_run_dir(out, settings, command, notes=None):
     """Creates the run directory and config.json, or checks an existing run's settings.
 
-    Also removes the temp files a killed run left behind.
+    `notes` ({name: text}, e.g. the tendency setting) go into config.json beside the settings and are not
+    compared on resume. Also removes the temp files a killed run left behind.
     """
     out = Path(out)
     if check_run_settings(out, settings):
         files.remove_stale_temps(out)
         return
     path = out / CONFIG_FILE
-    files.write_json(path, {"settings": settings, "versions": package_versions(), "command": command})
+    files.write_json(path, {"settings": settings, "versions": package_versions(), "command": command, **(notes or {})})
 
 
 def _seed_states(model):
