@@ -75,7 +75,7 @@ def test_killed_and_resumed_training_equals_an_uninterrupted_run(tmp_path, synth
         _complete_files(out)  # after every kill: no half-written file
         return record()
 
-    attempts = kill_and_resume(command(out), kills=kills, seed=3, delay=(0.0, 3.0), env=env, cwd=REPO, timeout=900,
+    attempts = kill_and_resume(command(out), kills=kills, seed=3, delay=(0.0, 1.0), env=env, cwd=REPO, timeout=900,
                                progress=progress, ready=ready)
     done = [a.progress for a in attempts if a.killed]
     print("checkpointed epochs + finished folds at each kill:", done)
