@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from cmnet_keras import export, inference, optional
+from cmnet_keras import inference, optional, saved_model
 from fixtures import REPO, no_tensorflow_env, run_ok
 
 BACKENDS = ("jax", "torch")
@@ -65,7 +65,7 @@ def test_tensorflow_only_features_say_so_under_another_backend(tmp_path):
         return
     message = f"is TensorFlow-only: run it with KERAS_BACKEND=tensorflow \\(the backend is '{backend}'\\)$"
     with pytest.raises(optional.TensorFlowOnlyError, match=f"^SavedModel export {message}"):
-        export.export_saved_model(None, tmp_path)
+        saved_model.export_saved_model(None, tmp_path)
     folder = re.escape(str(tmp_path))
     with pytest.raises(optional.TensorFlowOnlyError, match=f"^a SavedModel \\({folder}\\) {message}"):
         inference.SavedModelPredictor(tmp_path)
