@@ -168,9 +168,8 @@ class CMNetConfig:
     def presets_of_shape(image_size, num_frames):
         """Names of the presets whose clips are `num_frames` frames of `image_size` px, sorted (a method, so
         that `data.cache_fit` names them from the config it is given without importing this module)."""
-        return sorted(name for name, fields in PRESETS.items()
-                      if (fields.get("image_size", CMNetConfig.image_size),
-                          fields.get("num_frames", CMNetConfig.num_frames)) == (image_size, num_frames))
+        return sorted(name for name in PRESETS
+                      if (get_config(name).image_size, get_config(name).num_frames) == (image_size, num_frames))
 
 
 # Tendency calibration settings (`--tendency`): "paper" is the paper's L_Wrst on the paper's ICE;

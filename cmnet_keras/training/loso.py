@@ -277,9 +277,10 @@ def run_loso(cache_dir, config, out, options=RunOptions()):
                 **run_dir.data_settings(cache_dir, hold_out, subjects, numbers)}
     if written != out:
         run_dir.check_run_settings(out, settings)
-    run_dir.prepare_run_dir(written, settings, options.command or [], {"tendency": describe_tendency(config)})
+    tendency = describe_tendency(config)
+    run_dir.prepare_run_dir(written, settings, options.command or [], {"tendency": tendency})
     print(f"{'LOSO' if hold_out == 'subject' else 'cross-dataset'} on {cache_dir}: {len(subjects)} {hold_out}s, "
-          f"running folds {numbers} into {written}; tendency {describe_tendency(config)}", flush=True)
+          f"running folds {numbers} into {written}; tendency {tendency}", flush=True)
     if tf_strategy is not None:
         print(f"strategy {options.strategy}: {tf_strategy.num_replicas_in_sync} replicas in sync", flush=True)
 
